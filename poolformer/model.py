@@ -1,0 +1,252 @@
+"""PoolFormer as a MetaFormer: stem, four stages of blocks, head; the token mixer is a swappable part.
+
+Structure follows Yu et al., "MetaFormer is Actually What You Need for Vision" (arXiv 2111.11418).
+Parameter names follow timm's layout so its checkpoints load with no renaming.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+NUM_STAGES = 4
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of the paper's model table (numbers from the sail-sg/poolformer README)."""
+
+    name: str
+    depths: tuple[int, int, int, int]
+    widths: tuple[int, int, int, int]
+    layer_scale_init: float
+    crop_pct: float
+    params_m: float  # millions, 1000 classes
+    macs_g: float  # GMACs at 224 px, counted by the authors with fvcore
+    top1: float  # ImageNet-1k top-1, %
+
+    @property
+    def hub_repo(self) -> str:
+        return f"sail/poolformer_{self.name}"
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("s12", (2, 2, 6, 2), (64, 128, 320, 512), 1e-5, 0.90, 11.9, 1.8, 77.2),
+        Variant("s24", (4, 4, 12, 4), (64, 128, 320, 512), 1e-5, 0.90, 21.4, 3.4, 80.3),
+        Variant("s36", (6, 6, 18, 6), (64, 128, 320, 512), 1e-6, 0.90, 30.9, 5.0, 81.4),
+        Variant("m36", (6, 6, 18, 6), (96, 192, 384, 768), 1e-6, 0.95, 56.2, 8.8, 82.1),
+        Variant("m48", (8, 8, 24, 8), (96, 192, 384, 768), 1e-6, 0.95, 73.5, 11.6, 82.5),
+    )
+}
+
+
+class Pooling(nn.Module):
+    """PoolFormer's token mixer; the block adds its input back, hence the `- x`."""
+
+    def __init__(self, pool_size: int = 3) -> None:
+        super().__init__()
+        self.pool = nn.AvgPool2d(pool_size, stride=1, padding=pool_size // 2, count_include_pad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(x) - x
+
+
+class IdentityMixer(nn.Module):
+    """The paper's "identity mapping" ablation: tokens are not mixed at all, mixer(x) = x."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+TOKEN_MIXERS: dict[str, type[nn.Module]] = {"pooling": Pooling, "identity": IdentityMixer}
+
+
+def resolve_token_mixers(mixers: str | Sequence[str]) -> tuple[str, ...]:
+    """Accept one mixer name for all stages or one per stage, and validate the names."""
+    names = (mixers,) * NUM_STAGES if isinstance(mixers, str) else tuple(mixers)
+    if len(names) != NUM_STAGES:
+        raise ValueError(f"need one token mixer per stage ({NUM_STAGES}), got {len(names)}")
+    for name in names:
+        if name not in TOKEN_MIXERS:
+            raise ValueError(f"unknown token mixer {name!r}; choose from {', '.join(TOKEN_MIXERS)}")
+    return names
+
+
+class PatchEmbed(nn.Module):
+    """Strided conv that downsamples and widens between stages (and is the stem)."""
+
+    def __init__(self, in_chans: int, out_chans: int, kernel_size: int, stride: int, padding: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(in_chans, out_chans, kernel_size, stride, padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+class Mlp(nn.Module):
+    """Channel MLP as two 1x1 convs, so the tensor stays (B, C, H, W) throughout."""
+
+    def __init__(self, dim: int, ratio: int = 4) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv2d(dim, dim * ratio, 1)
+        self.act = nn.GELU()
+        self.fc2 = nn.Conv2d(dim * ratio, dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class LayerScale(nn.Module):
+    """Per-channel residual scale, initialised small so deep stacks start close to identity."""
+
+    def __init__(self, dim: int, init_value: float) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.full((dim,), init_value))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale.view(1, -1, 1, 1)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drops a whole residual branch per sample while training."""
+
+    def __init__(self, prob: float) -> None:
+        super().__init__()
+        self.prob = prob
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.prob == 0.0:
+            return x
+        keep = 1.0 - self.prob
+        mask = x.new_empty((x.shape[0], 1, 1, 1)).bernoulli_(keep)
+        return x * mask / keep
+
+
+class MetaFormerBlock(nn.Module):
+    """x + mixer(norm(x)), then x + mlp(norm(x)); GroupNorm(1, C) normalises over C, H and W."""
+
+    def __init__(self, dim: int, token_mixer: str, layer_scale_init: float, drop_path: float = 0.0) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(1, dim)
+        self.token_mixer = TOKEN_MIXERS[token_mixer]()
+        self.layer_scale1 = LayerScale(dim, layer_scale_init)
+        self.norm2 = nn.GroupNorm(1, dim)
+        self.mlp = Mlp(dim)
+        self.layer_scale2 = LayerScale(dim, layer_scale_init)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(self.layer_scale1(self.token_mixer(self.norm1(x))))
+        return x + self.drop_path(self.layer_scale2(self.mlp(self.norm2(x))))
+
+
+class Stage(nn.Module):
+    """Optional downsampling, then `depth` blocks at one resolution."""
+
+    def __init__(self, downsample: nn.Module, blocks: Sequence[MetaFormerBlock]) -> None:
+        super().__init__()
+        self.downsample = downsample
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.downsample(x))
+
+
+class Head(nn.Module):
+    """The original head order: GroupNorm on the final map, spatial mean, then Linear."""
+
+    def __init__(self, dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(1, dim)
+        self.fc = nn.Linear(dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.norm(x).mean(dim=(-2, -1)))
+
+
+class PoolFormer(nn.Module):
+    """A MetaFormer whose per-stage token mixer is named in `token_mixers` ("pooling" by default)."""
+
+    def __init__(
+        self,
+        variant: Variant,
+        num_classes: int = 1000,
+        token_mixers: str | Sequence[str] = "pooling",
+        drop_path_rate: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.variant = variant
+        self.num_classes = num_classes
+        self.token_mixers = resolve_token_mixers(token_mixers)
+        widths, depths = variant.widths, variant.depths
+        # Stochastic depth grows linearly with block index across the whole network.
+        drop_rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+
+        self.stem = PatchEmbed(3, widths[0], kernel_size=7, stride=4, padding=2)
+        stages, block_index = [], 0
+        for i in range(NUM_STAGES):
+            downsample = nn.Identity() if i == 0 else PatchEmbed(widths[i - 1], widths[i], 3, 2, 1)
+            blocks = [
+                MetaFormerBlock(widths[i], self.token_mixers[i], variant.layer_scale_init, drop_rates[block_index + j])
+                for j in range(depths[i])
+            ]
+            block_index += depths[i]
+            stages.append(Stage(downsample, blocks))
+        self.stages = nn.ModuleList(stages)
+        self.head = Head(widths[-1], num_classes)
+        self.apply(_init_weights)
+
+    def forward_with_stages(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Logits and the four stage outputs from one pass, for the feature-map views."""
+        stage_outputs = []
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+            stage_outputs.append(x)
+        return self.head(x), stage_outputs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_stages(x)[0]
+
+    def with_token_mixers(self, token_mixers: str | Sequence[str]) -> PoolFormer:
+        """A twin that shares every parameter with this model but mixes tokens differently.
+
+        Only the module tree is copied, so this model is never mutated and concurrent callers
+        of it are unaffected; weights are not duplicated in memory.
+        """
+        names = resolve_token_mixers(token_mixers)
+        twin = _shallow_module_copy(self)
+        twin.token_mixers = names
+        twin._modules["stages"] = _shallow_module_copy(self.stages)
+        for i, name in enumerate(names):
+            stage = _shallow_module_copy(self.stages[i])
+            stage._modules["blocks"] = _shallow_module_copy(stage.blocks)
+            for key, block in stage.blocks._modules.items():
+                block = _shallow_module_copy(block)
+                block._modules["token_mixer"] = TOKEN_MIXERS[name]()
+                stage.blocks._modules[key] = block
+            twin.stages._modules[str(i)] = stage
+        return twin
+
+
+def _shallow_module_copy(module: nn.Module) -> nn.Module:
+    """Copy a module object with its own child table, sharing the children and parameters."""
+    clone = copy.copy(module)
+    clone._modules = dict(module._modules)
+    clone._parameters = dict(module._parameters)
+    clone._buffers = dict(module._buffers)
+    return clone
+
+
+def _init_weights(module: nn.Module) -> None:
+    # Truncated normal for conv/linear weights as in the original training code; zero biases.
+    if isinstance(module, (nn.Conv2d, nn.Linear)):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)

@@ -1,0 +1,359 @@
+"""Train a PoolFormer from scratch on a small class-per-folder dataset (Imagenette), on GPU.
+
+Two steps, both under `python -m poolformer train`:
+  pack  — shrink a class-per-folder image tree into one WebP-in-safetensors file (small enough to
+          ship to a GPU host);
+  fit   — train with all data resident on the GPU: augmentation, mixup/cutmix and the model step
+          all run there, so a 16-core host keeps an H100 busy. Works unchanged under `torchrun`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from poolformer.model import VARIANTS, PoolFormer
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+# ----------------------------------------------------------------------------- packing
+
+
+def _encode_webp(job: tuple[str, int, int]) -> bytes:
+    path, size, quality = job
+    image = Image.open(path).convert("RGB").resize((size, size), Image.BICUBIC)
+    buffer = io.BytesIO()
+    image.save(buffer, "WEBP", quality=quality, method=4)
+    return buffer.getvalue()
+
+
+def pack(src: Path, out: Path, size: int, quality: int) -> None:
+    """Store every image of `src/<wnid>/*` as a square WebP inside one safetensors file."""
+    wnids = sorted(p.name for p in src.iterdir() if p.is_dir())
+    files = [(f, label) for label, wnid in enumerate(wnids) for f in sorted((src / wnid).iterdir())]
+    with ProcessPoolExecutor() as pool:
+        blobs = list(pool.map(_encode_webp, [(str(f), size, quality) for f, _ in files], chunksize=64))
+    offsets = np.cumsum([0] + [len(b) for b in blobs])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(
+        {
+            "webp": torch.frombuffer(bytearray(b"".join(blobs)), dtype=torch.uint8),
+            "offsets": torch.from_numpy(offsets.astype(np.int64)),
+            "labels": torch.tensor([label for _, label in files]),
+        },
+        str(out),
+        metadata={"wnids": json.dumps(wnids), "size": str(size), "source": str(src)},
+    )
+    print(f"packed {len(files)} images of {len(wnids)} classes at {size}px into {out} ({offsets[-1] / 2**20:.1f} MiB)")
+
+
+def _decode_webp(blob: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(blob)).convert("RGB"))
+
+
+def load_packed(path: Path, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Decode a packed file into uint8 images (N, 3, S, S) and labels, both on `device`."""
+    with safe_open(str(path), framework="pt") as packed:
+        webp = packed.get_tensor("webp").numpy().tobytes()
+        offsets = packed.get_tensor("offsets").tolist()
+        labels = packed.get_tensor("labels")
+        wnids = json.loads(packed.metadata()["wnids"])
+    blobs = [webp[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+    with ProcessPoolExecutor(min(16, os.cpu_count() or 1)) as pool:
+        arrays = list(pool.map(_decode_webp, blobs, chunksize=128))
+    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    return images.to(device), labels.to(device), wnids
+
+
+# ----------------------------------------------------------------------------- augmentation
+
+
+class GpuAugment:
+    """Batched random-resized-crop, flip, small rotation/shear and colour jitter in one pass.
+
+    All geometry is folded into one affine grid per image, so the whole batch is resampled by a
+    single `grid_sample`; this is what lets augmentation keep pace with a compiled model.
+    """
+
+    def __init__(self, out_size: int, scale: tuple[float, float], magnitude: float) -> None:
+        self.out_size = out_size
+        self.scale = scale
+        self.magnitude = magnitude
+        self.mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        self.std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+
+    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        n, device = images.shape[0], images.device
+
+        def uniform(low: float, high: float) -> torch.Tensor:
+            return torch.rand(n, device=device, generator=generator) * (high - low) + low
+
+        # Random resized crop: area fraction and log-uniform aspect ratio, as fractions of the image.
+        area = uniform(*self.scale)
+        log_ratio = uniform(math.log(3 / 4), math.log(4 / 3))
+        width = torch.sqrt(area * log_ratio.exp()).clamp(max=1.0)
+        height = torch.sqrt(area / log_ratio.exp()).clamp(max=1.0)
+        centre_x = uniform(-1, 1) * (1 - width)
+        centre_y = uniform(-1, 1) * (1 - height)
+        flip = torch.where(torch.rand(n, device=device, generator=generator) < 0.5, -1.0, 1.0)
+        angle = uniform(-1, 1) * math.radians(30) * self.magnitude
+        shear = uniform(-1, 1) * 0.3 * self.magnitude
+        cos, sin = angle.cos(), angle.sin()
+        theta = torch.stack(
+            [
+                torch.stack([width * flip * cos, -height * (sin + shear * cos), centre_x], dim=1),
+                torch.stack([width * flip * sin, height * (cos - shear * sin), centre_y], dim=1),
+            ],
+            dim=1,
+        )
+        grid = F.affine_grid(theta, [n, 3, self.out_size, self.out_size], align_corners=False)
+        x = F.grid_sample(images.float() / 255, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+        # Colour jitter, each factor drawn per image within +-magnitude*0.4.
+        spread = 0.4 * self.magnitude
+        brightness = uniform(1 - spread, 1 + spread).view(n, 1, 1, 1)
+        contrast = uniform(1 - spread, 1 + spread).view(n, 1, 1, 1)
+        saturation = uniform(1 - spread, 1 + spread).view(n, 1, 1, 1)
+        x = x * brightness
+        grey = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
+        x = (x - grey.mean(dim=(2, 3), keepdim=True)) * contrast + grey.mean(dim=(2, 3), keepdim=True)
+        grey = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
+        x = ((x - grey) * saturation + grey).clamp(0, 1)
+        return normalise(x, self.mean.to(device), self.std.to(device))
+
+
+def normalise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+
+
+def mix_batch(
+    x: torch.Tensor, targets: torch.Tensor, prob: float, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """With probability `prob`, blend the batch with its reverse by mixup (alpha 0.8) or cutmix (alpha 1.0)."""
+    if rng.random() >= prob:
+        return x, targets
+    flipped_x, flipped_t = x.flip(0), targets.flip(0)
+    if rng.random() < 0.5:
+        lam = rng.beta(0.8, 0.8)
+        return x * lam + flipped_x * (1 - lam), targets * lam + flipped_t * (1 - lam)
+    size = x.shape[-1]
+    cut = int(size * math.sqrt(1 - rng.beta(1.0, 1.0)))
+    top, left = rng.integers(0, size - cut + 1, size=2)
+    x = x.clone()
+    x[..., top : top + cut, left : left + cut] = flipped_x[..., top : top + cut, left : left + cut]
+    lam = 1 - cut * cut / (size * size)  # the pasted area decides the label weight
+    return x, targets * lam + flipped_t * (1 - lam)
+
+
+def eval_transform(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Whole image resized to the training resolution: a cheap per-epoch proxy of the real eval."""
+    x = F.interpolate(images.float() / 255, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+    return normalise(x, mean, std)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """No weight decay on norms, biases and layer scales (all the 1-D parameters)."""
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def lr_at(step: int, total: int, warmup: int, peak: float, floor: float) -> float:
+    """Linear warm-up, then cosine decay to `floor`."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * progress))
+
+
+@torch.no_grad()
+def accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, size: int, batch: int = 1000) -> float:
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for i in range(0, len(images), batch):
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=images.is_cuda):
+            logits = model(eval_transform(images[i : i + batch], size))
+        correct += (logits.argmax(1) == labels[i : i + batch]).sum().item()
+    model.train(was_training)
+    return correct / len(images)
+
+
+def fit(args: argparse.Namespace) -> None:
+    distributed = "RANK" in os.environ
+    if distributed:
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    else:
+        rank, world = 0, 1
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0))) if torch.cuda.is_available() else torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    torch.manual_seed(args.seed)
+    log = print if rank == 0 else (lambda *a, **k: None)
+    started = time.perf_counter()
+
+    train_images, train_labels, wnids = load_packed(args.data, device)
+    val_images, val_labels, val_wnids = load_packed(args.val, device) if args.val else (None, None, wnids)
+    assert val_wnids == wnids, "train and val class folders differ"
+    num_classes = len(wnids)
+    log(f"data: {len(train_images)} train, {0 if val_images is None else len(val_images)} val, {num_classes} classes, "
+        f"loaded in {time.perf_counter() - started:.1f}s on {device}")
+
+    variant = VARIANTS[args.variant]
+    model = PoolFormer(variant, num_classes, token_mixers=args.mixer, drop_path_rate=args.drop_path)
+    model = model.to(device, memory_format=torch.channels_last)
+    ema = PoolFormer(variant, num_classes, token_mixers=args.mixer).to(device, memory_format=torch.channels_last)
+    ema.load_state_dict(model.state_dict())
+    ema.eval().requires_grad_(False)
+
+    step_model: torch.nn.Module = model
+    if distributed:
+        step_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if args.compile:
+        step_model = torch.compile(step_model)
+    optimizer = torch.optim.AdamW(
+        parameter_groups(model, args.weight_decay), lr=args.lr, betas=(0.9, 0.999), fused=device.type == "cuda"
+    )
+    augment = GpuAugment(args.size, (args.min_scale, 1.0), args.magnitude)
+    generator = torch.Generator(device=device).manual_seed(args.seed + rank)
+    mix_rng = np.random.default_rng(args.seed)  # same draws on every rank, so the mix is global
+
+    steps_per_epoch = len(train_images) // args.batch_size
+    total_steps, warmup_steps = args.epochs * steps_per_epoch, args.warmup_epochs * steps_per_epoch
+    ema_params, model_params = list(ema.parameters()), list(model.parameters())
+    log(f"model: {args.variant} mixer={args.mixer} params={sum(p.numel() for p in model_params) / 1e6:.2f}M; "
+        f"{args.epochs} epochs x {steps_per_epoch} steps, batch {args.batch_size} on {world} process(es)")
+
+    step = 0
+    for epoch in range(args.epochs):
+        epoch_start = time.perf_counter()
+        # Same permutation on every rank (seeded by epoch); each rank takes its own slice.
+        order = torch.randperm(len(train_images), generator=torch.Generator().manual_seed(args.seed + epoch))
+        loss_sum = torch.zeros((), device=device)
+        model.train()
+        for i in range(steps_per_epoch):
+            index = order[i * args.batch_size : (i + 1) * args.batch_size][rank::world].to(device)
+            x = augment(train_images[index], generator)
+            targets = F.one_hot(train_labels[index], num_classes).float()
+            targets = targets * (1 - args.smoothing) + args.smoothing / num_classes
+            x, targets = mix_batch(x, targets, args.mix_prob, mix_rng)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step, total_steps, warmup_steps, args.lr, args.lr * 0.01)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                logits = step_model(x)
+            loss = torch.sum(-targets * F.log_softmax(logits.float(), dim=1), dim=1).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            decay = min(args.ema, (1 + step) / (10 + step))
+            torch._foreach_lerp_(ema_params, model_params, 1 - decay)
+            loss_sum += loss.detach()
+            step += 1
+        train_loss = loss_sum.item() / steps_per_epoch
+        line = f"epoch {epoch + 1:3d}/{args.epochs} loss {train_loss:.4f} lr {optimizer.param_groups[0]['lr']:.2e}"
+        if val_images is not None and rank == 0:
+            line += f" val {accuracy(model, val_images, val_labels, args.size):.4f}"
+            if (epoch + 1) % 10 == 0 or epoch + 1 == args.epochs:
+                line += f" val_ema {accuracy(ema, val_images, val_labels, args.size):.4f}"
+        log(f"{line} ({time.perf_counter() - epoch_start:.2f}s, total {time.perf_counter() - started:.0f}s)", flush=True)
+
+    if rank == 0:
+        train_seconds = time.perf_counter() - started
+        recipe = (
+            f"{args.epochs} epochs at {args.size}px, AdamW lr {args.lr} wd {args.weight_decay} batch {args.batch_size}, "
+            f"{args.warmup_epochs} warm-up epochs + cosine, label smoothing {args.smoothing}, mixup/cutmix p={args.mix_prob}, "
+            f"RRC scale>={args.min_scale}, rotate/shear/colour magnitude {args.magnitude}, drop path {args.drop_path}, "
+            f"EMA {args.ema}, bf16, seed {args.seed}"
+        )
+        save_checkpoint(ema, args, wnids, recipe, train_seconds)
+        log(f"saved EMA weights to {args.out} after {train_seconds:.0f}s")
+    if distributed:
+        torch.distributed.destroy_process_group()
+
+
+def save_checkpoint(model: PoolFormer, args: argparse.Namespace, wnids: list[str], recipe: str, seconds: float) -> None:
+    """fp16 safetensors in our key layout; `finalize` later adds class names and the measured accuracy."""
+    metadata = {
+        "variant": args.variant,
+        "token_mixer": args.mixer,
+        "wnids": json.dumps(wnids),
+        "recipe": recipe,
+        "train_seconds": f"{seconds:.0f}",
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "dataset": "imagenette2",
+    }
+    state = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in model.state_dict().items()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(args.out), metadata=metadata)
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m poolformer train", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    pack_cmd = commands.add_parser("pack", help="pack a class-per-folder image tree into one file")
+    pack_cmd.add_argument("src", type=Path)
+    pack_cmd.add_argument("out", type=Path)
+    pack_cmd.add_argument("--size", type=int, default=176)
+    pack_cmd.add_argument("--quality", type=int, default=70)
+
+    fit_cmd = commands.add_parser("fit", help="train from scratch on packed data")
+    fit_cmd.add_argument("--data", type=Path, required=True, help="packed train split")
+    fit_cmd.add_argument("--val", type=Path, help="packed val split, for the per-epoch log")
+    fit_cmd.add_argument("--out", type=Path, required=True, help="where to write the fp16 safetensors")
+    fit_cmd.add_argument("--variant", default="s12", choices=sorted(VARIANTS))
+    fit_cmd.add_argument("--mixer", default="pooling", choices=["pooling", "identity"])
+    fit_cmd.add_argument("--epochs", type=int, default=300)
+    fit_cmd.add_argument("--warmup-epochs", type=int, default=5)
+    fit_cmd.add_argument("--size", type=int, default=160, help="training resolution")
+    fit_cmd.add_argument("--batch-size", type=int, default=256)
+    fit_cmd.add_argument("--lr", type=float, default=2e-3)
+    fit_cmd.add_argument("--weight-decay", type=float, default=0.05)
+    fit_cmd.add_argument("--smoothing", type=float, default=0.1)
+    fit_cmd.add_argument("--mix-prob", type=float, default=0.3)
+    fit_cmd.add_argument("--min-scale", type=float, default=0.25)
+    fit_cmd.add_argument("--magnitude", type=float, default=0.5, help="strength of rotation/shear/colour jitter, 0..1")
+    fit_cmd.add_argument("--drop-path", type=float, default=0.1)
+    fit_cmd.add_argument("--ema", type=float, default=0.9995)
+    fit_cmd.add_argument("--seed", type=int, default=0)
+    fit_cmd.add_argument("--no-compile", dest="compile", action="store_false")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "pack":
+        pack(args.src, args.out, args.size, args.quality)
+    else:
+        fit(args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,5 +1,6 @@
 """PoolFormer Explorer's own PoolFormer: model, weights, preprocessing, labels and CLI."""
 
 from poolformer.model import VARIANTS, PoolFormer, Variant
+from poolformer.weights import WeightsError, create_model, hub_weights_cached
 
-__all__ = ["VARIANTS", "PoolFormer", "Variant"]
+__all__ = ["VARIANTS", "PoolFormer", "Variant", "WeightsError", "create_model", "hub_weights_cached"]

@@ -28,8 +28,10 @@ IMAGENET_CLASSES = 1000
 # The Hub repos hold transformers-format weights; s24 and s36 publish only the .bin.
 HUB_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 HUB_PROBE_TIMEOUT_S = 5.0
-# Training scripts often save {"state_dict": ...} or {"model": ...} around the tensors.
+# Training scripts often save {"state_dict": ...} or {"model": ...} around the tensors, and
+# DataParallel / torch.compile prefix every key with "module." / "_orig_mod.".
 WRAPPER_KEYS = ("state_dict", "model")
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 
 class WeightsError(ValueError):
@@ -172,17 +174,23 @@ def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
 
 
 def _unwrap_state_dict(loaded: object, path: Path) -> dict[str, torch.Tensor]:
-    """Dig through {"state_dict": ...}/{"model": ...} wrappers and drop DataParallel's `module.` prefix."""
+    """Dig through the WRAPPER_KEYS dicts, keep the tensors and strip the WRAPPER_PREFIXES."""
     while isinstance(loaded, dict):
         inner = next((loaded[key] for key in WRAPPER_KEYS if isinstance(loaded.get(key), dict)), None)
         if inner is None:
             break
         loaded = inner
     tensors = loaded if isinstance(loaded, dict) else {}
-    tensors = {str(key).removeprefix("module."): value for key, value in tensors.items() if torch.is_tensor(value)}
+    tensors = {_strip_prefixes(str(key)): value for key, value in tensors.items() if torch.is_tensor(value)}
     if not tensors:
         raise WeightsError(f"{path} holds no named tensors, so it is not a model checkpoint")
     return tensors
+
+
+def _strip_prefixes(key: str) -> str:
+    while key.startswith(WRAPPER_PREFIXES):
+        key = key.split(".", 1)[1]
+    return key
 
 
 def _as_float32(tensor: torch.Tensor) -> torch.Tensor:

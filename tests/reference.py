@@ -7,7 +7,6 @@ the parity tests do not check the production mapping against itself.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import torch
@@ -107,6 +106,3 @@ def fake_hub_snapshot(cache_dir: Path, repo: str) -> Path:
     return snapshot
 
 
-def copy_into(folder: Path, *files: Path) -> None:
-    for file in files:
-        shutil.copy(file, folder / file.name)

@@ -97,8 +97,7 @@ def positive_int(text: str) -> int:
 
 def load_model(args: argparse.Namespace) -> PoolFormer:
     """Hub weights follow --variant (default s12); a checkpoint says its own variant unless one is given."""
-    variant = args.variant or (DEFAULT_VARIANT if args.weights == "hub" else None)
-    return create_model(variant, weights=args.weights, device=args.device)
+    return create_model(args.variant, weights=args.weights, device=args.device)
 
 
 def model_input(model: PoolFormer, source: str | Path) -> torch.Tensor:

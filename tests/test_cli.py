@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from reference import fake_hub_snapshot, reference_model
 from safetensors.torch import save_file
+from transformers.models.poolformer.image_processing_pil_poolformer import PoolFormerImageProcessorPil
 
 from poolformer.model import VARIANTS, PoolFormer
 from poolformer.preprocess import load_image, preprocess
@@ -94,11 +96,11 @@ def work(tmp_path_factory) -> Path:
     return root
 
 
-def run_cli(work: Path, *args: str) -> subprocess.CompletedProcess:
+def run_cli(work: Path, *args: str, hub_cache: str = "hf-cache") -> subprocess.CompletedProcess:
     env = os.environ | {
         "PYTHONPATH": str(REPO_ROOT),
         "HF_HUB_OFFLINE": "1",
-        "HF_HUB_CACHE": str(work / "hf-cache"),
+        "HF_HUB_CACHE": str(work / hub_cache),
         "HF_HOME": str(work / "hf-home"),
     }
     return subprocess.run(
@@ -132,6 +134,22 @@ def test_predict_json_schema_and_probabilities(work: Path, weights: str) -> None
             assert abs(entry["prob"] - probs[entry["index"]].item()) < 1e-5
     if weights == "own10.safetensors":
         assert {entry["label"] for p in predictions for entry in p["top"]} <= {name for _, name in OWN_CLASSES}
+
+
+def test_predict_defaults_to_hub_weights_and_matches_transformers(work: Path) -> None:
+    """End to end against the reference: transformers' model and PIL processor on the same file."""
+    reference = reference_model("s12", seed=5)
+    reference.save_pretrained(fake_hub_snapshot(work / "hf-cache-s12", "sail/poolformer_s12"))
+    result = run_cli(work, "predict", "--json", "dog.jpg", hub_cache="hf-cache-s12")
+    assert result.returncode == 0, result.stderr
+    [prediction] = json.loads(result.stdout)
+    processor = PoolFormerImageProcessorPil(crop_pct=0.9, do_convert_rgb=True)
+    with torch.inference_mode():
+        probs = reference(**processor(Image.open(work / "dog.jpg"), return_tensors="pt")).logits.softmax(-1)[0]
+    assert [entry["index"] for entry in prediction["top"]] == probs.topk(5).indices.tolist()
+    for entry in prediction["top"]:
+        assert entry["label"] == reference.config.id2label[entry["index"]]
+        assert abs(entry["prob"] - probs[entry["index"]].item()) < 1e-5
 
 
 def test_predict_text_output_names_the_model_and_classes(work: Path) -> None:

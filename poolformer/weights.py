@@ -404,7 +404,7 @@ def _check_fits(model: PoolFormer, checkpoint: Checkpoint) -> None:
     problems = [
         f"{label} {_shorten(names)}"
         for label, names in (
-            (f"missing {len(missing)} (our names):", missing),
+            (f"missing {len(missing)} (timm names):", missing),
             (f"unexpected {len(unexpected)}:", unexpected),
             (f"wrong shape {len(misshaped)} (file vs model):", misshaped),
         )
@@ -418,6 +418,7 @@ def _check_fits(model: PoolFormer, checkpoint: Checkpoint) -> None:
 
 
 def variant_named(name: str) -> Variant:
+    """The VARIANTS row for a name, or a WeightsError listing the valid names."""
     if name not in VARIANTS:
         raise WeightsError(f"unknown variant {name!r}; choose one of {', '.join(VARIANTS)}")
     return VARIANTS[name]

@@ -211,7 +211,7 @@ def test_missing_and_unexpected_keys_are_named(s12, tmp_path: Path, layout: str)
         create_model(weights=path)
     message = one_line_error(excinfo)
     assert str(path) in message and f"({layout} keys)" in message
-    assert "missing 1 (our names): stages.2.blocks.3.norm2.weight" in message
+    assert "missing 1 (timm names): stages.2.blocks.3.norm2.weight" in message
     assert "unexpected 1: extra.weight" in message
 
 
@@ -305,6 +305,6 @@ def test_a_truncated_network_matches_no_variant_unless_one_is_named(s12, tmp_pat
     with pytest.raises(WeightsError, match=r"blocks per stage \(1, 1, 5, 1\) .* match no variant") as excinfo:
         create_model(weights=path)
     one_line_error(excinfo)
-    with pytest.raises(WeightsError, match=r"missing 40 \(our names\): stages\.0\.blocks\.1\.") as excinfo:
+    with pytest.raises(WeightsError, match=r"missing 40 \(timm names\): stages\.0\.blocks\.1\.") as excinfo:
         create_model("s12", weights=path)
     one_line_error(excinfo)

@@ -67,8 +67,7 @@ def test_16bit_gradient_looks_like_the_8bit_gradient() -> None:
     for fmt in ("PNG", "TIFF"):
         opened = Image.open(io.BytesIO(encode(Image.fromarray(gradient16), fmt)))
         assert opened.mode == "I;16"
-        assert np.array_equal(opened.convert("L").getextrema(), (0, 255))  # Pillow's own conversion clips...
-        assert np.mean(np.asarray(opened.convert("L")) == 255) > 0.9  # ...to almost all white
+        assert np.mean(np.asarray(opened.convert("L")) == 255) > 0.9  # Pillow's own conversion clips to white
         rgb = np.asarray(load_image(opened))
         assert rgb.shape == (8, 256, 3)
         assert np.abs(rgb[..., 0].astype(int) - gradient8).max() <= 1

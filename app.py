@@ -1,0 +1,297 @@
+"""PoolFormer Explorer: a Gradio app that shows how PoolFormer (MetaFormer) sees a photo.
+
+This file only lays out the page and wires components to `poolformer.explorer` (computing) and
+`visualize.views` (drawing). Run `python app.py`; GRADIO_SERVER_NAME / GRADIO_SERVER_PORT choose
+where it listens. Models load lazily, so the page is up within seconds even offline.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no phoning home
+
+import functools
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from poolformer import explorer
+from poolformer.preprocess import ImageError
+from poolformer.weights import WeightsError
+from visualize import views
+
+EXAMPLES = sorted(str(path) for path in (Path(__file__).parent / "assets" / "examples").glob("*.jpg"))
+STAGE_CHOICES = [(f"Stage {number}", number) for number in explorer.ALL_STAGES]
+
+INTRO = """
+# PoolFormer Explorer
+**PoolFormer** (Yu et al., [*MetaFormer is Actually What You Need for Vision*](https://arxiv.org/abs/2111.11418), CVPR 2022)
+keeps the Transformer block — normalise, *mix the tokens*, add; normalise, channel MLP, add — but replaces
+attention with the plainest token mixer there is: a 3 × 3 average pooling. It still reaches 77–82 % top-1 on
+ImageNet, which suggests that the general **MetaFormer** structure, more than attention, is what makes these
+models work. Give it a photo to see its top-5 guesses and what each of its four stages responds to, switch
+pooling off to measure how much it matters, or run every available variant side by side.
+"""
+
+ABOUT = f"""
+### How PoolFormer works
+The image is cut into patches by a strided convolution (stride 4), then passes through **four stages** at
+56², 28², 14² and 7² positions for a 224-pixel input; between stages a convolution halves the resolution and
+widens the channels. Every block computes `x + mixer(norm(x))` then `x + mlp(norm(x))`, where `norm` is a
+GroupNorm over all channels and positions, `mlp` a 1 × 1-conv MLP with 4× expansion, and `mixer` is
+`avgpool3x3(x) − x` (the block adds `x` back). A GroupNorm, a spatial mean and a linear layer make the head.
+
+### The variants (numbers from the paper's authors)
+{views.variant_table()}
+
+### Where the weights come from
+- **Official ImageNet-1k weights**: `sail/poolformer_<variant>` on the Hugging Face Hub, read from the local
+  Hugging Face cache. On a machine without network, fetch them elsewhere with `hf download sail/poolformer_s12`
+  and copy the cache (`~/.cache/huggingface/hub`).
+- **Bundled models**: small 10-class PoolFormer-S12 and IdentityFormer-S12 checkpoints trained from scratch on
+  Imagenette, shipped in `assets/checkpoints/`; they always work offline. The Imagenette classes are tench,
+  English springer, cassette player, chain saw, church, French horn, garbage truck, gas pump, golf ball and parachute.
+
+### What the pictures mean
+- **Activation energy**: the length of the feature vector at each position (L2 norm over channels), drawn at the
+  stage's own resolution — one square per token.
+- **Most active channels**: the eight channels with the largest mean activation, each scaled on its own.
+- **What pooling adds**: `‖pool(x) − x‖` for the first block of the stage, i.e. how much averaging with its
+  neighbours changes each token. Flat regions barely change; edges and textures do.
+
+Example photos are public domain or CC0 (see `assets/examples/LICENSES.md`). Running on **{explorer.DEVICE.type}**.
+"""
+
+# System fonts only: the theme's default Google Fonts can't load on an offline machine.
+THEME = gr.themes.Soft(
+    primary_hue="indigo",
+    font=["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "sans-serif"],
+    font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
+)
+CSS = """
+.stage-heading { margin-top: 0.6rem; }
+.stage-heading p { font-size: 0.95rem; }
+footer { display: none !important; }
+"""
+
+
+class PhotoInput(gr.Image):
+    """gr.Image that hands the uploaded file's bytes to our loader instead of opening it itself.
+
+    Gradio's own preprocessing opens the file with PIL and would answer a corrupt upload with a
+    bare "Error"; `poolformer.preprocess.load_image` reports it as one clear line instead.
+    """
+
+    is_template = True  # render with the stock Image component in the browser
+
+    def preprocess(self, payload: Any) -> bytes | str | None:
+        if payload is not None and payload.path is not None:
+            return Path(payload.path).read_bytes()  # errors then say "uploaded image", not a temp path
+        return super().preprocess(payload)
+
+
+def friendly_errors(function: Callable) -> Callable:
+    """Show expected failures (bad photo, missing weights, bad request) as a one-line gr.Error."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except (ImageError, WeightsError, explorer.ExplorerError) as error:
+            raise gr.Error(str(error), print_exception=False) from None
+
+    return wrapper
+
+
+def reporter(progress: gr.Progress) -> explorer.LoadReporter:
+    """Forward 'loading weights…' messages from the model cache to Gradio's progress bar."""
+    return lambda message: progress(None, desc=message)
+
+
+# --- outputs of each action, in the order of the components they fill ----------------------------
+
+
+def predict_outputs(prediction: explorer.Prediction) -> list[Any]:
+    outputs: list[Any] = [prediction.top5]
+    for stage in prediction.stages:
+        outputs += [views.stage_heading(stage), views.stage_picture(prediction.photo, stage)]
+    return outputs + [prediction.status]
+
+
+def ablate_outputs(ablation: explorer.Ablation) -> list[Any]:
+    return [
+        ablation.pooling.top5,
+        ablation.identity.top5,
+        views.ablation_picture(ablation),
+        views.ablation_summary(ablation),
+        ablation.scratch.top5 if ablation.scratch else None,
+        ablation.status,
+    ]
+
+
+def compare_outputs(rows: list[explorer.Comparison]) -> list[Any]:
+    return [[views.comparison_row(row) for row in rows], views.comparison_gallery(rows)]
+
+
+# --- callbacks ------------------------------------------------------------------------------------
+
+
+@friendly_errors
+def run_predict(photo: bytes | str | None, model: str, progress: gr.Progress = gr.Progress()) -> list[Any]:
+    return predict_outputs(explorer.predict(photo, model, reporter(progress)))
+
+
+@friendly_errors
+def run_ablate(
+    photo: bytes | str | None, model: str, stages: list[int] | None = None, progress: gr.Progress = gr.Progress()
+) -> list[Any]:
+    return ablate_outputs(explorer.ablate(photo, model, stages or [], reporter(progress)))
+
+
+@friendly_errors
+def run_compare(photo: bytes | str | None, progress: gr.Progress = gr.Progress()) -> list[Any]:
+    return compare_outputs(explorer.compare(photo, reporter(progress)))
+
+
+def select_model(model: str, progress: gr.Progress = gr.Progress()) -> tuple[str, str, gr.Label]:
+    """Describe the picked model and load it; unavailable weights warn but leave the app usable.
+
+    The ablation's third label (identity mixer trained from scratch) shows only for models that have such a twin.
+    """
+    choice = explorer.find_choice(model)
+    scratch_label = gr.Label(visible=explorer.scratch_twin(choice) is not None)
+    try:
+        return explorer.describe(choice), explorer.load(model, reporter(progress)), scratch_label
+    except WeightsError as error:
+        gr.Warning(str(error))
+        return explorer.describe(choice), f"**Not loaded:** {error}", scratch_label
+
+
+def warm_up(model: str) -> None:
+    """Load the default model and draw every view once, so the first visitor doesn't wait for it."""
+    try:
+        predict_outputs(explorer.predict(EXAMPLES[0], model))
+        ablate_outputs(explorer.ablate(EXAMPLES[0], model))
+    except (WeightsError, explorer.ExplorerError) as error:
+        print(f"warm-up skipped: {error}")
+
+
+# --- the page ---------------------------------------------------------------------------------------
+
+
+def stage_rows() -> list[gr.components.Component]:
+    """Per stage: a heading with the tensor shape, then one picture of its three views."""
+    components: list[gr.components.Component] = []
+    for number in explorer.ALL_STAGES:
+        heading = gr.Markdown(f"**Stage {number}**", elem_classes="stage-heading")
+        # JPEG: a PNG of this size costs ~60 ms to encode, four of them would blow the latency budget.
+        picture = gr.Image(
+            label=f"Stage {number}", format="jpeg", show_label=False, buttons=[], elem_id=f"stage-{number}"
+        )
+        components += [heading, picture]
+    return components
+
+
+def build_app() -> gr.Blocks:
+    choices = [(explorer.choice_label(choice), choice.value) for choice in explorer.model_choices()]
+    default = explorer.default_choice()
+    with gr.Blocks(title="PoolFormer Explorer") as app:
+        gr.Markdown(INTRO)
+        with gr.Row():
+            with gr.Column(scale=2, min_width=340):
+                photo = PhotoInput(
+                    label="Photo",
+                    type="filepath",
+                    sources=["upload", "clipboard", "webcam"],
+                    height=300,
+                    elem_id="photo",
+                )
+                gr.Examples(EXAMPLES, inputs=[photo], label="Example photos (public domain / CC0)", elem_id="examples")
+                model = gr.Dropdown(choices, value=default, label="Model", elem_id="model")
+                card = gr.Markdown(explorer.describe(explorer.find_choice(default)))
+                status = gr.Markdown("Weights load on first use…", elem_id="status")
+            with gr.Column(scale=5):
+                with gr.Tabs():
+                    with gr.Tab("Predict"):
+                        predict_button = gr.Button("Predict", variant="primary", elem_id="predict-button")
+                        top5 = gr.Label(num_top_classes=5, label="Top-5 classes", elem_id="top5")
+                        gr.Markdown(
+                            "Each stage, left to right: **activation energy** over the photo (brighter = stronger "
+                            "response, one square per position), its **eight most active channels**, and **what "
+                            "pooling adds** to each token in the stage's first block (bright = the 3 × 3 "
+                            "neighbourhood differs from the token: edges and texture)."
+                        )
+                        stage_outputs = stage_rows()
+                    with gr.Tab("Token-mixer ablation"):
+                        gr.Markdown(
+                            "Run the **same weights** twice: as trained, and with the pooling token mixer of the "
+                            "chosen stages replaced by the identity (tokens are no longer mixed)."
+                        )
+                        stages = gr.CheckboxGroup(STAGE_CHOICES, value=list(explorer.ALL_STAGES), label="Swap pooling → identity in")
+                        ablate_button = gr.Button("Run the ablation", variant="primary", elem_id="ablate-button")
+                        with gr.Row():
+                            pooling_top5 = gr.Label(num_top_classes=5, label="Pooling, as trained", show_heading=False, elem_id="pooling-top5")
+                            identity_top5 = gr.Label(num_top_classes=5, label="Identity swapped in", show_heading=False, elem_id="identity-top5")
+                            scratch_top5 = gr.Label(
+                                num_top_classes=5,
+                                label="Identity, trained from scratch",
+                                show_heading=False,
+                                visible=False,
+                                elem_id="scratch-top5",
+                            )
+                        chart = gr.Image(
+                            label="Probabilities side by side, and feature similarity per stage",
+                            show_label=False,
+                            format="png",
+                            elem_id="ablation-chart",
+                        )
+                        summary = gr.Markdown()
+                    with gr.Tab("Compare variants"):
+                        gr.Markdown(
+                            "The photo through **every model whose weights are on this machine** (bundled, or official "
+                            "weights in the local Hugging Face cache). Latency is the median of "
+                            f"{explorer.TIMED_RUNS} forward passes on **{explorer.DEVICE.type}**, batch 1."
+                        )
+                        compare_button = gr.Button("Compare", variant="primary", elem_id="compare-button")
+                        table = gr.Dataframe(
+                            headers=views.COMPARISON_COLUMNS,
+                            column_widths=views.COMPARISON_COLUMN_WIDTHS,
+                            label="Models",
+                            wrap=True,
+                            interactive=False,
+                            elem_id="compare-table",
+                        )
+                        maps = gr.Gallery(
+                            label="Stage-4 activation energy (7 × 7) of each model",
+                            columns=4,
+                            fit_columns=False,
+                            height="auto",
+                            format="jpeg",
+                            elem_id="compare-maps",
+                        )
+                    with gr.Tab("About"):
+                        gr.Markdown(ABOUT)
+
+        predict_button.click(run_predict, [photo, model], [top5, *stage_outputs, status], api_name="predict")
+        ablate_button.click(
+            run_ablate, [photo, model, stages], [pooling_top5, identity_top5, chart, summary, scratch_top5, status], api_name="ablate"
+        )
+        compare_button.click(run_compare, [photo], [table, maps], api_name="compare")
+        model.change(select_model, [model], [card, status, scratch_top5], api_visibility="private")
+        app.load(select_model, [model], [card, status, scratch_top5], api_visibility="private")
+    return app
+
+
+def main() -> None:
+    app = build_app()
+    app.launch(theme=THEME, css=CSS, prevent_thread_lock=True)
+    threading.Thread(target=warm_up, args=(explorer.default_choice(),), daemon=True).start()
+    app.block_thread()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""The app's HTTP API, called the way users script it: gradio_client against a real `python app.py`.
+
+The expected answers are computed independently in this process (create_model + preprocessing),
+so the tests check what the server computes, not just that it answers.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from poolformer.preprocess import load_image, preprocess
+from poolformer.weights import create_model
+from conftest import BUNDLED_MODEL, REPO
+from visualize.charts import CHART_SIZE
+from visualize.maps import GRID_SIZE, PANEL_GAP, PHOTO_SIZE, TITLE_HEIGHT
+
+CAT = REPO / "assets" / "examples" / "cat.jpg"
+STAGE_PICTURE_SIZE = (2 * PHOTO_SIZE + GRID_SIZE[0] + 2 * PANEL_GAP, TITLE_HEIGHT + PHOTO_SIZE)
+STAGE_SHAPES = ["64 × 56 × 56", "128 × 28 × 28", "320 × 14 × 14", "512 × 7 × 7"]
+UNAVAILABLE_ERROR_WITHIN_S = 10
+
+
+@pytest.fixture(scope="module")
+def client(app_url: str, tmp_path_factory: pytest.TempPathFactory) -> Client:
+    return Client(app_url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+
+
+@pytest.fixture(scope="module")
+def bundled_model(checkpoint_dir: Path) -> torch.nn.Module:
+    return create_model("s12", weights=checkpoint_dir / "poolformer_s12_imagenette.safetensors")
+
+
+def reference_top5(model: torch.nn.Module, photo: Path) -> list[tuple[str, float]]:
+    """Top-5 computed here, independently of the app, for the same photo."""
+    with torch.inference_mode():
+        probabilities = model(preprocess(load_image(photo), model.variant.crop_pct))[0].softmax(-1)
+    values, indices = probabilities.topk(5)
+    return [(model.class_names[index], value) for value, index in zip(values.tolist(), indices.tolist())]
+
+
+def label_pairs(label: dict) -> list[tuple[str, float]]:
+    return [(entry["label"], entry["confidence"]) for entry in label["confidences"]]
+
+
+def assert_top5(label: dict, expected: list[tuple[str, float]]) -> None:
+    pairs = label_pairs(label)
+    confidences = [confidence for _, confidence in pairs]
+    assert len(pairs) == 5
+    assert confidences == sorted(confidences, reverse=True)
+    assert sum(confidences) <= 1 + 1e-6
+    assert [name for name, _ in pairs] == [name for name, _ in expected]
+    np.testing.assert_allclose(confidences, [p for _, p in expected], atol=1e-5)
+
+
+def assert_image(path: str, size: tuple[int, int]) -> None:
+    with Image.open(path) as image:
+        image.load()  # decodes every pixel: a truncated file fails here
+        assert image.size == size
+        assert image.mode == "RGB"
+
+
+def test_predict_gives_top5_and_one_picture_per_stage(client: Client, bundled_model: torch.nn.Module) -> None:
+    outputs = client.predict(handle_file(CAT), api_name="/predict")
+    label, stage_outputs, status = outputs[0], outputs[1:-1], outputs[-1]
+    assert_top5(label, reference_top5(bundled_model, CAT))
+    headings, pictures = stage_outputs[0::2], stage_outputs[1::2]
+    for heading, shape in zip(headings, STAGE_SHAPES, strict=True):
+        assert shape in heading
+    for picture in pictures:
+        assert_image(picture, STAGE_PICTURE_SIZE)
+    assert "poolformer_s12_imagenette.safetensors" in status and "cpu" in status
+
+
+def test_odd_but_valid_uploads_are_accepted(client: Client, tmp_path: Path) -> None:
+    """16-bit greyscale and transparent PNGs are converted, not rejected."""
+    photo = np.asarray(Image.open(CAT).convert("L"), dtype=np.uint16) * 257
+    Image.fromarray(photo).save(tmp_path / "grey16.png")
+    Image.open(CAT).convert("RGBA").save(tmp_path / "transparent.png")
+    for name in ("grey16.png", "transparent.png"):
+        label = client.predict(handle_file(tmp_path / name), BUNDLED_MODEL, api_name="/predict")[0]
+        assert len(label["confidences"]) == 5
+
+
+def test_ablation_swaps_pooling_for_identity(client: Client, bundled_model: torch.nn.Module) -> None:
+    pooling, identity, chart, summary, scratch, status = client.predict(handle_file(CAT), api_name="/ablate")
+    assert_top5(pooling, reference_top5(bundled_model, CAT))
+    assert_top5(identity, reference_top5(bundled_model.with_token_mixers("identity"), CAT))
+    assert len(scratch["confidences"]) == 5  # the bundled identity model, trained from scratch
+    assert_image(chart, CHART_SIZE)
+    assert "77.2" in summary and "74.3" in summary and "KL" in summary
+    assert "stage(s) **1, 2, 3, 4**" in summary
+
+
+def test_ablating_only_stage4_leaves_earlier_stages_identical(client: Client) -> None:
+    summary = client.predict(handle_file(CAT), BUNDLED_MODEL, [4], api_name="/ablate")[3]
+    cosines = re.search(r"cosine similarity of stage outputs \| (.+) \|", summary).group(1).split(" | ")
+    assert cosines[:3] == ["1.000", "1.000", "1.000"]
+    assert "stage(s) **4**" in summary
+
+
+def test_compare_runs_every_available_model(client: Client, checkpoint_dir: Path) -> None:
+    table, gallery = client.predict(handle_file(CAT), api_name="/compare")
+    bundled = sorted(checkpoint_dir.glob("*.safetensors"))
+    assert len(table["data"]) == len(gallery) == len(bundled)  # no official weights offline
+    columns = table["headers"]
+    for row in table["data"]:
+        assert float(row[columns.index("latency (ms)")]) > 0
+        assert float(row[columns.index("params (M)")]) == pytest.approx(11.4, abs=0.1)
+        assert row[columns.index("top-5")].count("%") == 5
+    for item in gallery:
+        assert_image(item["image"], (PHOTO_SIZE, PHOTO_SIZE))
+
+
+def test_unavailable_official_weights_fail_fast_and_clearly(client: Client) -> None:
+    started = time.monotonic()
+    with pytest.raises(AppError) as error:
+        client.predict(handle_file(CAT), "s12", api_name="/ablate")
+    assert time.monotonic() - started < UNAVAILABLE_ERROR_WITHIN_S
+    message = str(error.value)
+    assert "s12" in message and "hf download sail/poolformer_s12" in message
+    assert "\n" not in message
+    assert len(client.predict(handle_file(CAT), api_name="/predict")[0]["confidences"]) == 5  # still serving
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\xff\xd8\xff\xe0" + b"\x00" * 64 + b"truncated jpeg", b"just some text, not a picture\n"],
+    ids=["truncated-jpeg", "text-file"],
+)
+def test_corrupt_upload_gives_one_line_error(client: Client, tmp_path: Path, content: bytes) -> None:
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(content)
+    with pytest.raises(AppError) as error:
+        client.predict(handle_file(broken), api_name="/predict")
+    message = str(error.value)
+    assert message.startswith("uploaded image") and "\n" not in message
+    assert len(client.predict(handle_file(CAT), api_name="/predict")[0]["confidences"]) == 5  # still serving

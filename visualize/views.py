@@ -1,0 +1,129 @@
+"""Turn the explorer's results into what the app shows: pictures, captions, tables.
+
+Each function takes one result from `poolformer.explorer` and returns images (PIL) and Markdown
+strings; `app.py` only places them in components.
+"""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from poolformer.explorer import PAPER_S12_TOP1, Ablation, Comparison, ModelChoice, StageView
+from poolformer.model import VARIANTS
+from visualize.charts import ablation_chart
+from visualize.maps import PHOTO_SIZE, channel_grid, overlay, titled_row
+
+ENERGY_COLORMAP = "inferno"
+MIXER_COLORMAP = "viridis"
+
+
+def stage_heading(stage: StageView) -> str:
+    """Stage number, tensor shape, and how many photo pixels one map cell stands for."""
+    channels, height, width = stage.shape
+    cell = PHOTO_SIZE // height
+    shown = ", ".join(str(index) for index, _ in stage.top_channels)
+    return (
+        f"**Stage {stage.number}** · output tensor **{channels} × {height} × {width}** "
+        f"(channels × height × width) · {stage.depth} blocks · one cell = {cell} × {cell} pixels · "
+        f"channels shown: {shown}"
+    )
+
+
+def stage_picture(photo: Image.Image, stage: StageView) -> Image.Image:
+    """Energy over the photo, the most active channels, and where pooling changes the tokens."""
+    height, width = stage.energy.shape
+    return titled_row(
+        [
+            (f"activation energy ({height} × {width})", overlay(photo, stage.energy, ENERGY_COLORMAP)),
+            (f"{len(stage.top_channels)} most active channels", channel_grid([channel for _, channel in stage.top_channels])),
+            ("pooling adds ‖pool(x) − x‖", overlay(photo, stage.mixer_change, MIXER_COLORMAP, opacity=0.75)),
+        ]
+    )
+
+
+def percent(probability: float) -> str:
+    return f"{probability * 100:.1f} %"
+
+
+def ablation_picture(ablation: Ablation) -> Image.Image:
+    runs = [ablation.pooling, ablation.identity] + ([ablation.scratch] if ablation.scratch else [])
+    return ablation_chart(
+        [run.name for run in runs],
+        [run.probabilities for run in runs],
+        ablation.class_names,
+        ablation.stage_cosine,
+    )
+
+
+def ablation_summary(ablation: Ablation) -> str:
+    """The measured differences, then what the paper found, so the numbers have a yardstick."""
+    stages = ", ".join(str(number) for number in ablation.swapped_stages)
+    cosines = " | ".join(f"{value:.3f}" for value in ablation.stage_cosine)
+    agreement = "**yes**, same top-1 class" if ablation.top1_agrees else "**no**, the top-1 class changes"
+    lines = [
+        f"Pooling replaced by identity in stage(s) **{stages}** of **{ablation.choice.name}**, same weights, no retraining.",
+        "",
+        "| | stage 1 | stage 2 | stage 3 | stage 4 |",
+        "|---|---|---|---|---|",
+        f"| cosine similarity of stage outputs | {cosines} |",
+        "",
+        f"- Top-1 agreement: {agreement}.",
+        f"- KL divergence KL(pooling ‖ identity): **{ablation.kl_divergence:.3f} nats** (0 means identical predictions).",
+    ]
+    if ablation.scratch is not None and ablation.scratch_choice is not None:
+        lines += ["", scratch_comparison(ablation.choice, ablation.scratch_choice)]
+    lines += [
+        "",
+        f"**What the paper found.** In MetaFormer (Yu et al., arXiv 2111.11418, Table 5), PoolFormer-S12 trained "
+        f"from scratch on ImageNet-1k reaches **{PAPER_S12_TOP1['pooling']} %** top-1 with pooling and still "
+        f"**{PAPER_S12_TOP1['identity']} %** with the identity mapping as token mixer: most of the accuracy comes "
+        "from the MetaFormer structure (norm, residuals, channel MLP), not from the mixer. Swapping the mixer *after* "
+        "training is harsher than training with identity, because every later layer was tuned to pooled features.",
+    ]
+    return "\n".join(lines)
+
+
+def scratch_comparison(pooling: ModelChoice, identity: ModelChoice) -> str:
+    """The two bundled models' measured validation accuracy, trained the same way from scratch."""
+    def accuracy(choice: ModelChoice) -> str:
+        value = choice.metadata.get("val_top1")
+        return percent(float(value)) if value else "not recorded"
+
+    return (
+        f"**Trained from scratch with each mixer** (third bar): {pooling.name} reaches **{accuracy(pooling)}** and "
+        f"{identity.name} **{accuracy(identity)}** top-1 on the {pooling.metadata.get('dataset', 'validation')} val split."
+    )
+
+
+COMPARISON_COLUMNS = ["model", "weights", "params (M)", "GMACs", "paper top-1", "latency (ms)", "top-5"]
+COMPARISON_COLUMN_WIDTHS = ["20%", "11%", "8%", "7%", "8%", "9%", "37%"]
+
+
+def comparison_row(row: Comparison) -> list[str | float]:
+    variant = row.choice.variant
+    paper = "—" if row.choice.bundled else f"{variant.top1}"
+    top5 = " · ".join(f"{name} {percent(probability)}" for name, probability in row.top5.items())
+    weights = "bundled" if row.choice.bundled else "ImageNet-1k (HF cache)"
+    return [row.choice.name, weights, round(row.params_m, 1), variant.macs_g, paper, round(row.latency_ms, 1), top5]
+
+
+def comparison_gallery(rows: list[Comparison]) -> list[tuple[Image.Image, str]]:
+    """Each model's stage-4 energy over its own input crop, captioned with its top-1."""
+    pictures = []
+    for row in rows:
+        name, probability = next(iter(row.top5.items()))
+        pictures.append((overlay(row.photo, row.stage4_energy, ENERGY_COLORMAP), f"{row.choice.name}: {name} {percent(probability)}"))
+    return pictures
+
+
+def variant_table() -> str:
+    """The paper's model table as Markdown, for the About tab."""
+    rows = [
+        "| variant | blocks per stage | widths | params | MACs | ImageNet top-1 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for variant in VARIANTS.values():
+        depths = "-".join(map(str, variant.depths))
+        widths = "-".join(map(str, variant.widths))
+        rows.append(f"| {variant.name} | {depths} | {widths} | {variant.params_m} M | {variant.macs_g} G | {variant.top1} % |")
+    return "\n".join(rows)

@@ -79,19 +79,14 @@ footer { display: none !important; }
 """
 
 
-class PhotoInput(gr.Image):
-    """gr.Image that hands the uploaded file's bytes to our loader instead of opening it itself.
+def uploaded_photo(payload: dict[str, Any] | None) -> bytes | None:
+    """The uploaded file's bytes, for `poolformer.preprocess.load_image` to decode.
 
-    Gradio's own preprocessing opens the file with PIL and would answer a corrupt upload with a
-    bare "Error"; `poolformer.preprocess.load_image` reports it as one clear line instead.
+    The events run with preprocess=False: Gradio's own image preprocessing would answer a corrupt
+    upload with a bare "Error", while our loader names the problem in one line. Gradio still checks
+    that the path is one of its uploads. Bytes rather than the path keep temp paths out of messages.
     """
-
-    is_template = True  # render with the stock Image component in the browser
-
-    def preprocess(self, payload: Any) -> bytes | str | None:
-        if payload is not None and payload.path is not None:
-            return Path(payload.path).read_bytes()  # errors then say "uploaded image", not a temp path
-        return super().preprocess(payload)
+    return Path(payload["path"]).read_bytes() if payload else None
 
 
 def friendly_errors(function: Callable) -> Callable:
@@ -141,20 +136,20 @@ def compare_outputs(rows: list[explorer.Comparison]) -> list[Any]:
 
 
 @friendly_errors
-def run_predict(photo: bytes | str | None, model: str, progress: gr.Progress = gr.Progress()) -> list[Any]:
-    return predict_outputs(explorer.predict(photo, model, reporter(progress)))
+def run_predict(photo: dict[str, Any] | None, model: str, progress: gr.Progress = gr.Progress()) -> list[Any]:
+    return predict_outputs(explorer.predict(uploaded_photo(photo), model, reporter(progress)))
 
 
 @friendly_errors
 def run_ablate(
-    photo: bytes | str | None, model: str, stages: list[int] | None = None, progress: gr.Progress = gr.Progress()
+    photo: dict[str, Any] | None, model: str, stages: list[int] | None = None, progress: gr.Progress = gr.Progress()
 ) -> list[Any]:
-    return ablate_outputs(explorer.ablate(photo, model, stages or [], reporter(progress)))
+    return ablate_outputs(explorer.ablate(uploaded_photo(photo), model, stages or [], reporter(progress)))
 
 
 @friendly_errors
-def run_compare(photo: bytes | str | None, progress: gr.Progress = gr.Progress()) -> list[Any]:
-    return compare_outputs(explorer.compare(photo, reporter(progress)))
+def run_compare(photo: dict[str, Any] | None, progress: gr.Progress = gr.Progress()) -> list[Any]:
+    return compare_outputs(explorer.compare(uploaded_photo(photo), reporter(progress)))
 
 
 def select_model(model: str, progress: gr.Progress = gr.Progress()) -> tuple[str, str, gr.Label]:
@@ -203,7 +198,7 @@ def build_app() -> gr.Blocks:
         gr.Markdown(INTRO)
         with gr.Row():
             with gr.Column(scale=2, min_width=340):
-                photo = PhotoInput(
+                photo = gr.Image(
                     label="Photo",
                     type="filepath",
                     sources=["upload", "clipboard", "webcam"],
@@ -276,11 +271,18 @@ def build_app() -> gr.Blocks:
                     with gr.Tab("About"):
                         gr.Markdown(ABOUT)
 
-        predict_button.click(run_predict, [photo, model], [top5, *stage_outputs, status], api_name="predict")
-        ablate_button.click(
-            run_ablate, [photo, model, stages], [pooling_top5, identity_top5, chart, summary, scratch_top5, status], api_name="ablate"
+        # preprocess=False: the photo reaches our own loader undecoded (see uploaded_photo).
+        predict_button.click(
+            run_predict, [photo, model], [top5, *stage_outputs, status], api_name="predict", preprocess=False
         )
-        compare_button.click(run_compare, [photo], [table, maps], api_name="compare")
+        ablate_button.click(
+            run_ablate,
+            [photo, model, stages],
+            [pooling_top5, identity_top5, chart, summary, scratch_top5, status],
+            api_name="ablate",
+            preprocess=False,
+        )
+        compare_button.click(run_compare, [photo], [table, maps], api_name="compare", preprocess=False)
         model.change(select_model, [model], [card, status, scratch_top5], api_visibility="private")
         app.load(select_model, [model], [card, status, scratch_top5], api_visibility="private")
     return app

@@ -15,6 +15,7 @@ import os
 import statistics
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 
 from poolformer.model import NUM_STAGES, VARIANTS, PoolFormer, Variant
 from poolformer.preprocess import IMAGENET_MEAN, IMAGENET_STD, load_image, preprocess
@@ -92,11 +93,21 @@ def bundled_choice(path: Path) -> ModelChoice:
     )
 
 
+def bundled_choices(directory: Path) -> list[ModelChoice]:
+    """Every readable checkpoint in `directory`, pooling models first; a broken file is skipped, not fatal."""
+    choices = []
+    for path in sorted(directory.glob("*.safetensors")):
+        try:
+            choices.append(bundled_choice(path))
+        except (SafetensorError, OSError, KeyError) as error:
+            warnings.warn(f"skipping bundled checkpoint {path}: {error!r}", stacklevel=2)
+    return sorted(choices, key=lambda choice: (choice.token_mixer != "pooling", choice.value))
+
+
 @cache
 def model_choices() -> tuple[ModelChoice, ...]:
     """The five official variants, then every bundled checkpoint (read once per process)."""
-    bundled = [bundled_choice(path) for path in sorted(checkpoint_dir().glob("*.safetensors"))]
-    bundled.sort(key=lambda choice: (choice.token_mixer != "pooling", choice.value))  # pooling models first
+    bundled = bundled_choices(checkpoint_dir())
     return tuple(official_choice(variant) for variant in VARIANTS.values()) + tuple(bundled)
 
 
@@ -188,26 +199,41 @@ def describe(choice: ModelChoice) -> str:
 class ModelCache:
     """Bounded least-recently-used cache of eval-mode models, shared read-only by all requests.
 
-    One lock guards the table and loading, so two visitors asking for the same model at once load
-    it once; loads are short (a second or two from disk) and the wait is the same either way.
+    Each model has its own loading lock, so two visitors asking for the same model load it once,
+    while a slow load (a Hub download) never blocks visitors of models already in the cache.
     """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self._models: OrderedDict[str, PoolFormer] = OrderedDict()
-        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()  # guards the two tables above
 
     def get(self, choice: ModelChoice, report: LoadReporter | None = None) -> PoolFormer:
-        with self._lock:
-            model = self._models.pop(choice.value, None)
+        model, loading = self._cached(choice.value)
+        if model is not None:
+            return model
+        with loading:
+            model, _ = self._cached(choice.value)  # another request may have loaded it meanwhile
             if model is None:
                 if report is not None:
                     report(f"Loading {choice.name} weights…")
                 model = create_model(choice.variant.name, weights=choice.weights, device=DEVICE)
-            self._models[choice.value] = model
+                self._store(choice.value, model)
+            return model
+
+    def _cached(self, value: str) -> tuple[PoolFormer | None, threading.Lock]:
+        """The cached model (marked most recently used) or None, and the model's loading lock."""
+        with self._lock:
+            if value in self._models:
+                self._models.move_to_end(value)
+            return self._models.get(value), self._loading.setdefault(value, threading.Lock())
+
+    def _store(self, value: str, model: PoolFormer) -> None:
+        with self._lock:
+            self._models[value] = model
             while len(self._models) > self.capacity:
                 self._models.popitem(last=False)
-            return model
 
 
 MODELS = ModelCache(capacity=int(os.environ.get("POOLFORMER_MODEL_CACHE_SIZE", "3")))
@@ -382,7 +408,10 @@ def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
 
 def identity_mixers(stages: Sequence[int]) -> list[str]:
     """Per-stage mixer names with the chosen stages (numbered 1-4) switched to identity."""
-    chosen = {int(stage) for stage in stages}
+    try:
+        chosen = {int(stage) for stage in stages}
+    except (TypeError, ValueError):
+        raise ExplorerError(f"stages must be numbers from 1 to {NUM_STAGES}; got {list(stages)}") from None
     if not chosen:
         raise ExplorerError("tick at least one stage whose token mixer should become identity")
     if not chosen <= set(ALL_STAGES):
@@ -412,7 +441,8 @@ def ablate(
     twin = scratch_twin(choice)
     scratch = None
     if twin is not None:
-        scratch = run_of("identity, trained from scratch", MODELS.get(twin, report)(pixels), model.class_names)
+        twin_model = MODELS.get(twin, report)  # same dataset, so the same classes in the same order
+        scratch = run_of("identity, trained from scratch", twin_model(pixels), twin_model.class_names)
     return Ablation(
         choice=choice,
         status=status_line(model),

@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -90,7 +91,7 @@ def wait_until_serving(url: str, server: subprocess.Popen, timeout_s: float) -> 
                 if response.status == 200:
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.2)
+            time.sleep(0.05)
     raise TimeoutError(f"app.py did not serve {url} within {timeout_s} s")
 
 
@@ -108,20 +109,29 @@ def offline_app_env(checkpoints: Path, scratch: Path, port: int) -> dict[str, st
     }
 
 
+@contextmanager
+def running_app(checkpoints: Path, scratch: Path) -> Iterator[str]:
+    """`python app.py` in a subprocess on a free port, offline; yields its URL once it serves."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    with (scratch / "app.log").open("w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "app.py"],
+            cwd=REPO,
+            env=offline_app_env(checkpoints, scratch, port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until_serving(url, server, SERVER_START_TIMEOUT_S)
+            yield url
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+
+
 @pytest.fixture(scope="session")
 def app_url(checkpoint_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`python app.py` in a subprocess on a free port; shared by all API and browser tests."""
-    scratch = tmp_path_factory.mktemp("app")
-    port = free_port()
-    log = (scratch / "app.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, "app.py"], cwd=REPO, env=offline_app_env(checkpoint_dir, scratch, port), stdout=log, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        wait_until_serving(url, server, SERVER_START_TIMEOUT_S)
+    """One app server shared by all API and browser tests (starting one takes a few seconds)."""
+    with running_app(checkpoint_dir, tmp_path_factory.mktemp("app")) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
-        log.close()

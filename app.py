@@ -260,8 +260,10 @@ def build_app() -> gr.Blocks:
                             interactive=False,
                             elem_id="compare-table",
                         )
+                        gr.Markdown("**Stage-4 activation energy** (7 × 7) of each model, over the crop it saw:")
                         maps = gr.Gallery(
                             label="Stage-4 activation energy (7 × 7) of each model",
+                            show_label=False,
                             columns=4,
                             fit_columns=False,
                             height="auto",

@@ -104,7 +104,7 @@ def friendly_errors(function: Callable) -> Callable:
 
 def reporter(progress: gr.Progress) -> explorer.LoadReporter:
     """Forward 'loading weights…' messages from the model cache to Gradio's progress bar."""
-    return lambda message: progress(None, desc=message)
+    return lambda message: progress(0, desc=message)
 
 
 # --- outputs of each action, in the order of the components they fill ----------------------------

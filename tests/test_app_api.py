@@ -107,6 +107,16 @@ def test_ablating_only_stage4_leaves_earlier_stages_identical(client: Client) ->
     assert "stage(s) **4**" in summary
 
 
+def test_concurrent_ablations_leave_the_shared_model_untouched(client: Client, bundled_model: torch.nn.Module) -> None:
+    """Ablations swap mixers on a twin; predictions running alongside must still see pooling."""
+    jobs = [client.submit(handle_file(CAT), api_name=name) for name in ("/ablate", "/predict") * 3]
+    expected = reference_top5(bundled_model, CAT)
+    for job in jobs[1::2]:
+        assert_top5(job.result()[0], expected)
+    for job in jobs[0::2]:
+        assert_top5(job.result()[0], expected)
+
+
 def test_compare_runs_every_available_model(client: Client, checkpoint_dir: Path) -> None:
     table, gallery = client.predict(handle_file(CAT), api_name="/compare")
     bundled = sorted(checkpoint_dir.glob("*.safetensors"))

@@ -298,9 +298,10 @@ class StageView:
     number: int
     shape: tuple[int, int, int]  # (channels, height, width) of the stage output
     depth: int
+    token_mixer: str  # "pooling", or "identity" for an IdentityFormer
     energy: np.ndarray  # (H, W): L2 norm over channels of the stage output
     top_channels: list[tuple[int, np.ndarray]]  # the most active channels: (index, (H, W) map)
-    mixer_change: np.ndarray  # (H, W): L2 norm of pool(x) - x in the stage's first block
+    mixer_change: np.ndarray  # (H, W): L2 norm of the first block's token-mixer output, pool(x) - x
 
 
 @dataclass(frozen=True)
@@ -331,13 +332,14 @@ def forward_with_mixer_views(model: PoolFormer, pixels: torch.Tensor) -> tuple[t
     return model.head(x), stage_outputs, mixer_outputs
 
 
-def stage_view(number: int, depth: int, features: torch.Tensor, mixer_output: torch.Tensor) -> StageView:
+def stage_view(number: int, model: PoolFormer, features: torch.Tensor, mixer_output: torch.Tensor) -> StageView:
     channel_strength = features[0].mean(dim=(1, 2))
     strongest = channel_strength.topk(min(CHANNELS_SHOWN, channel_strength.numel())).indices.tolist()
     return StageView(
         number=number,
         shape=tuple(features.shape[1:]),
-        depth=depth,
+        depth=model.variant.depths[number - 1],
+        token_mixer=model.token_mixers[number - 1],
         energy=energy(features),
         top_channels=[(index, features[0, index].cpu().numpy()) for index in strongest],
         mixer_change=energy(mixer_output),
@@ -351,8 +353,8 @@ def predict(source: PhotoSource | None, value: str, report: LoadReporter | None 
     model = MODELS.get(choice, report)
     logits, stage_outputs, mixer_outputs = forward_with_mixer_views(model, pixels)
     stages = [
-        stage_view(number, depth, features, mixed)
-        for number, depth, features, mixed in zip(ALL_STAGES, choice.variant.depths, stage_outputs, mixer_outputs)
+        stage_view(number, model, features, mixed)
+        for number, features, mixed in zip(ALL_STAGES, stage_outputs, mixer_outputs)
     ]
     return Prediction(
         choice=choice,

@@ -15,6 +15,7 @@ from visualize.maps import PHOTO_SIZE, channel_grid, overlay, titled_row
 
 ENERGY_COLORMAP = "inferno"
 MIXER_COLORMAP = "viridis"
+MIXER_TITLES = {"pooling": "pooling adds ‖pool(x) − x‖", "identity": "identity mixer ‖norm(x)‖"}
 
 
 def stage_heading(stage: StageView) -> str:
@@ -36,7 +37,7 @@ def stage_picture(photo: Image.Image, stage: StageView) -> Image.Image:
         [
             (f"activation energy ({height} × {width})", overlay(photo, stage.energy, ENERGY_COLORMAP)),
             (f"{len(stage.top_channels)} most active channels", channel_grid([channel for _, channel in stage.top_channels])),
-            ("pooling adds ‖pool(x) − x‖", overlay(photo, stage.mixer_change, MIXER_COLORMAP, opacity=0.75)),
+            (MIXER_TITLES[stage.token_mixer], overlay(photo, stage.mixer_change, MIXER_COLORMAP, opacity=0.75)),
         ]
     )
 

@@ -81,6 +81,12 @@ def choose_model(page: Page, label_text: str) -> None:
     page.get_by_role("option", name=label_text).click()
 
 
+def display_name(checkpoint: Path) -> str:
+    """The name the app shows for a bundled checkpoint: its safetensors metadata 'name'."""
+    with safe_open(str(checkpoint), framework="pt") as reader:
+        return reader.metadata()["name"]
+
+
 def test_predict_shows_top5_and_four_stage_maps(page: Page) -> None:
     upload(page, CAT)
     page.locator("#predict-button").click()
@@ -110,8 +116,7 @@ def test_compare_lists_every_bundled_model(page: Page, checkpoint_dir: Path) -> 
     checkpoints = sorted(checkpoint_dir.glob("*.safetensors"))
     expect(page.locator("#compare-maps img")).to_have_count(len(checkpoints), timeout=OUTPUT_TIMEOUT_MS)
     for checkpoint in checkpoints:
-        with safe_open(str(checkpoint), framework="pt") as reader:
-            expect(page.locator("#compare-table")).to_contain_text(reader.metadata()["name"])
+        expect(page.locator("#compare-table")).to_contain_text(display_name(checkpoint))
     screenshot(page, "tab-compare")
 
 
@@ -122,8 +127,8 @@ def test_about_tab_explains_the_model(page: Page) -> None:
     screenshot(page, "tab-about")
 
 
-def test_switching_variant_updates_status_and_predictions(page: Page) -> None:
-    choose_model(page, "IdentityFormer-S12")
+def test_switching_variant_updates_status_and_predictions(page: Page, checkpoint_dir: Path) -> None:
+    choose_model(page, display_name(checkpoint_dir / "identityformer_s12_imagenette.safetensors"))
     expect(page.locator("#status")).to_contain_text("identityformer_s12_imagenette.safetensors", timeout=OUTPUT_TIMEOUT_MS)
     upload(page, CAT)
     page.locator("#predict-button").click()
@@ -131,12 +136,12 @@ def test_switching_variant_updates_status_and_predictions(page: Page) -> None:
     screenshot(page, "switch-variant-identityformer")
 
 
-def test_unavailable_official_variant_warns_and_app_keeps_working(page: Page) -> None:
+def test_unavailable_official_variant_warns_and_app_keeps_working(page: Page, checkpoint_dir: Path) -> None:
     choose_model(page, "PoolFormer-S24")
     expect(page.get_by_test_id("toast-body").first).to_contain_text("hf download sail/poolformer_s24", timeout=OUTPUT_TIMEOUT_MS)
     expect(page.locator("#status")).to_contain_text("Not loaded")
     screenshot(page, "switch-variant-unavailable")
-    choose_model(page, "PoolFormer-S12 · Imagenette")
+    choose_model(page, display_name(checkpoint_dir / "poolformer_s12_imagenette.safetensors"))
     expect(page.locator("#status")).to_contain_text("Loaded", timeout=OUTPUT_TIMEOUT_MS)
     upload(page, CAT)
     page.locator("#predict-button").click()

@@ -17,6 +17,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from poolformer.explorer import ModelCache, bundled_choice
 from poolformer.preprocess import load_image, preprocess
 from poolformer.weights import create_model
 from conftest import BUNDLED_MODEL, REPO
@@ -154,3 +155,13 @@ def test_corrupt_upload_gives_one_line_error(client: Client, tmp_path: Path, con
     message = str(error.value)
     assert message.startswith("uploaded image") and "\n" not in message
     assert len(client.predict(handle_file(CAT), api_name="/predict")[0]["confidences"]) == 5  # still serving
+
+
+def test_model_cache_keeps_the_most_recently_used_models(checkpoint_dir: Path) -> None:
+    pooling = bundled_choice(checkpoint_dir / "poolformer_s12_imagenette.safetensors")
+    identity = bundled_choice(checkpoint_dir / "identityformer_s12_imagenette.safetensors")
+    cache = ModelCache(capacity=1)
+    first = cache.get(pooling)
+    assert cache.get(pooling) is first  # a hit: no reload
+    assert cache.get(identity).token_mixers == ("identity",) * 4
+    assert cache.get(pooling) is not first  # evicted by the identity model, loaded again

@@ -70,7 +70,7 @@ def write_standin_checkpoints(directory: Path) -> Path:
 @pytest.fixture(scope="session")
 def checkpoint_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundled checkpoints once the lead has committed them, stand-ins until then."""
-    if (BUNDLED_DIR / "poolformer_s12_imagenette.safetensors").is_file():
+    if all((BUNDLED_DIR / f"{prefix}_s12_imagenette.safetensors").is_file() for prefix in ("poolformer", "identityformer")):
         return BUNDLED_DIR
     return write_standin_checkpoints(tmp_path_factory.mktemp("checkpoints"))
 

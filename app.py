@@ -241,6 +241,7 @@ def build_app() -> gr.Blocks:
                         chart = gr.Image(
                             label="Probabilities side by side, and feature similarity per stage",
                             show_label=False,
+                            buttons=[],
                             format="png",
                             elem_id="ablation-chart",
                         )

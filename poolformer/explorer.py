@@ -173,11 +173,12 @@ def describe(choice: ModelChoice) -> str:
     variant = choice.variant
     facts = f"{count_parameters(choice):.1f} M params · {variant.macs_g} GMACs"
     if choice.bundled:
-        classes = len(json.loads(choice.metadata.get("class_names", "[]")))
+        classes = json.loads(choice.metadata.get("class_names", "[]"))
         accuracy = choice.metadata.get("val_top1")
         measured = f"{float(accuracy) * 100:.1f} % top-1 on {choice.metadata.get('dataset', 'its')} val" if accuracy else "accuracy not recorded"
         return (
-            f"**{choice.name}** — {facts} · {classes} classes · {measured}  \n"
+            f"**{choice.name}** — {facts} · {measured}  \n"
+            f"Knows only these {len(classes)} classes: {', '.join(classes)}.  \n"
             f"Token mixer: **{choice.token_mixer}**, trained from scratch. "
             f"Weights: bundled checkpoint `{Path(choice.weights).name}` (works offline).  \n"
             f"Recipe: {choice.metadata.get('recipe', 'not recorded')}"

@@ -311,6 +311,35 @@ def save_checkpoint(model: PoolFormer, args: argparse.Namespace, wnids: list[str
     save_file(state, str(args.out), metadata=metadata)
 
 
+def finalize(checkpoint: Path, val_dir: Path, out: Path) -> None:
+    """Measure top-1 on the full val split with the model's own 224 px preprocessing, as a user would,
+    and record it in the checkpoint with human class names so the app and CLI can show both."""
+    from poolformer.cli import class_indices, evaluate, find_samples
+    from poolformer.labels import imagenet_class_names, wnid_to_imagenet_index
+    from poolformer.weights import create_model
+
+    model = create_model(weights=checkpoint, device="cpu")
+    samples = find_samples(val_dir)
+    top1, top5 = evaluate(model, samples, class_indices(model, samples, val_dir), batch_size=64)
+    metadata = dict(model.checkpoint_metadata)
+    names, index = imagenet_class_names(), wnid_to_imagenet_index()
+    pretty = "PoolFormer" if metadata["token_mixer"] == "pooling" else "IdentityFormer"
+    metadata.update(
+        name=f"{pretty}-{metadata['variant'].upper()} · Imagenette (bundled)",
+        class_names=json.dumps([names[index[wnid]] for wnid in json.loads(metadata["wnids"])]),
+        val_top1=f"{top1 / len(samples):.4f}",
+        val_top5=f"{top5 / len(samples):.4f}",
+        val_images=str(len(samples)),
+        eval_protocol=f"{val_dir.name} split, resize {int(224 / model.variant.crop_pct)} bicubic + centre crop 224, CPU fp32",
+    )
+    with safe_open(str(checkpoint), framework="pt") as packed:
+        tensors = {key: packed.get_tensor(key) for key in packed.keys()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out), metadata=metadata)
+    print(f"{metadata['name']}: val top-1 {metadata['val_top1']}, top-5 {metadata['val_top5']} "
+          f"on {len(samples)} images -> {out}")
+
+
 # ----------------------------------------------------------------------------- command line
 
 
@@ -322,6 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
     pack_cmd.add_argument("out", type=Path)
     pack_cmd.add_argument("--size", type=int, default=176)
     pack_cmd.add_argument("--quality", type=int, default=70)
+
+    finalize_cmd = commands.add_parser("finalize", help="measure val accuracy and write the shipped checkpoint")
+    finalize_cmd.add_argument("checkpoint", type=Path, help="fp16 file written by fit")
+    finalize_cmd.add_argument("--val", type=Path, required=True, help="class-per-folder val images")
+    finalize_cmd.add_argument("--out", type=Path, required=True)
 
     fit_cmd = commands.add_parser("fit", help="train from scratch on packed data")
     fit_cmd.add_argument("--data", type=Path, required=True, help="packed train split")
@@ -350,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "pack":
         pack(args.src, args.out, args.size, args.quality)
+    elif args.command == "finalize":
+        finalize(args.checkpoint, args.val, args.out)
     else:
         fit(args)
     return 0

@@ -1,0 +1,98 @@
+"""The bundled Imagenette checkpoints: they load with their metadata, and their recorded accuracy holds.
+
+Evaluation images come from the shared Imagenette copy beside the repository (../shared/datasets), or
+from $IMAGENETTE_DIR; they are ImageNet photos, so they are never copied into the repo.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from poolformer.preprocess import load_image, preprocess
+from poolformer.weights import create_model
+
+REPO = Path(__file__).resolve().parent.parent
+CHECKPOINTS = {
+    "pooling": REPO / "assets" / "checkpoints" / "poolformer_s12_imagenette.safetensors",
+    "identity": REPO / "assets" / "checkpoints" / "identityformer_s12_imagenette.safetensors",
+}
+IMAGENETTE = {
+    "n01440764": "tench", "n02102040": "English springer", "n02979186": "cassette player",
+    "n03000684": "chain saw", "n03028079": "church", "n03394916": "French horn",
+    "n03417042": "garbage truck", "n03425413": "gas pump", "n03445777": "golf ball", "n03888257": "parachute",
+}  # fmt: skip  (REFERENCE.md's class table)
+PER_CLASS = 20  # 200 images: the subset's accuracy has a standard error of about 2 points
+
+
+@pytest.fixture(scope="module")
+def val_dir() -> Path:
+    directory = Path(os.environ.get("IMAGENETTE_DIR", REPO.parent / "shared" / "datasets" / "imagenette2-224")) / "val"
+    if not directory.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must provide the Imagenette val split at {directory}")
+        pytest.skip(f"Imagenette val split not found at {directory}; set IMAGENETTE_DIR")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def val_subset(val_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every k-th image of each class, linked into a class-per-folder tree like the full split."""
+    subset = tmp_path_factory.mktemp("imagenette-val-subset")
+    for wnid in IMAGENETTE:
+        files = sorted((val_dir / wnid).iterdir())
+        (subset / wnid).mkdir()
+        for path in files[:: len(files) // PER_CLASS][:PER_CLASS]:
+            (subset / wnid / path.name).symlink_to(path)
+    return subset
+
+
+@pytest.mark.parametrize("mixer", CHECKPOINTS)
+def test_checkpoint_is_self_describing(mixer: str) -> None:
+    path = CHECKPOINTS[mixer]
+    assert path.stat().st_size <= 25_000_000
+    with safe_open(str(path), framework="pt") as checkpoint:
+        metadata = checkpoint.metadata()
+        assert {checkpoint.get_tensor(key).dtype for key in checkpoint.keys()} == {torch.float16}
+    assert metadata["variant"] == "s12" and metadata["token_mixer"] == mixer
+    assert json.loads(metadata["wnids"]) == list(IMAGENETTE)
+    assert json.loads(metadata["class_names"]) == list(IMAGENETTE.values())
+    assert 0.5 < float(metadata["val_top1"]) <= 1.0 and metadata["recipe"]
+
+    model = create_model(weights=path, device="cpu")
+    assert model.class_names == list(IMAGENETTE.values())
+    assert model.token_mixers == (mixer,) * 4
+
+
+def test_pooling_model_classifies_val_images(val_dir: Path) -> None:
+    """The first image of every class, through the same path the app and CLI use."""
+    model = create_model(weights=CHECKPOINTS["pooling"], device="cpu")
+    pictures = [load_image(sorted((val_dir / wnid).iterdir())[0]) for wnid in IMAGENETTE]
+    batch = torch.cat([preprocess(picture, model.variant.crop_pct) for picture in pictures])
+    with torch.inference_mode():
+        predicted = [model.class_names[i] for i in model(batch).argmax(dim=1).tolist()]
+    correct = sum(p == truth for p, truth in zip(predicted, IMAGENETTE.values()))
+    assert correct >= 8, list(zip(predicted, IMAGENETTE.values()))
+
+
+@pytest.mark.parametrize("mixer", CHECKPOINTS)
+def test_subset_accuracy_matches_recorded_figure(mixer: str, val_subset: Path) -> None:
+    """`python -m poolformer eval` on 200 val images agrees with the metadata within sampling error."""
+    result = subprocess.run(
+        [sys.executable, "-m", "poolformer", "eval", str(val_subset), "--weights", str(CHECKPOINTS[mixer]), "--json"],
+        capture_output=True, text=True, cwd=REPO, check=True, timeout=600,
+    )  # fmt: skip
+    measured = json.loads(result.stdout)
+    with safe_open(str(CHECKPOINTS[mixer]), framework="pt") as checkpoint:
+        recorded = float(checkpoint.metadata()["val_top1"])
+    assert measured["n"] == len(IMAGENETTE) * PER_CLASS
+    standard_error = math.sqrt(recorded * (1 - recorded) / measured["n"])
+    assert abs(measured["top1"] - recorded) <= 3 * standard_error + 1e-9, (measured, recorded)

@@ -1,10 +1,11 @@
 """Train a PoolFormer from scratch on a small class-per-folder dataset (Imagenette), on GPU.
 
-Two steps, both under `python -m poolformer train`:
-  pack  — shrink a class-per-folder image tree into one WebP-in-safetensors file (small enough to
-          ship to a GPU host);
-  fit   — train with all data resident on the GPU: augmentation, mixup/cutmix and the model step
-          all run there, so a 16-core host keeps an H100 busy. Works unchanged under `torchrun`.
+Three steps, all under `python -m poolformer train`:
+  pack      — shrink a class-per-folder image tree into one WebP-in-safetensors file (small enough
+              to ship to a GPU host);
+  fit       — train with all data resident on the GPU: augmentation, mixup/cutmix and the model
+              step all run there, so a 16-core host keeps an H100 busy. Works unchanged under `torchrun`;
+  finalize  — measure val accuracy on CPU exactly as a user would and write it into the checkpoint.
 """
 
 from __future__ import annotations
@@ -26,9 +27,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from poolformer.model import VARIANTS, PoolFormer
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from poolformer.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 
 # ----------------------------------------------------------------------------- packing
@@ -94,8 +93,6 @@ class GpuAugment:
         self.out_size = out_size
         self.scale = scale
         self.magnitude = magnitude
-        self.mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        self.std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         n, device = images.shape[0], images.device
@@ -134,10 +131,12 @@ class GpuAugment:
         x = (x - grey.mean(dim=(2, 3), keepdim=True)) * contrast + grey.mean(dim=(2, 3), keepdim=True)
         grey = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
         x = ((x - grey) * saturation + grey).clamp(0, 1)
-        return normalise(x, self.mean.to(device), self.std.to(device))
+        return normalise(x)
 
 
-def normalise(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+def normalise(x: torch.Tensor) -> torch.Tensor:
+    """ImageNet mean/std, as at inference; channels-last is the fast layout for the convs on GPU."""
+    mean, std = IMAGENET_MEAN.to(x.device), IMAGENET_STD.to(x.device)
     return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
@@ -163,9 +162,7 @@ def mix_batch(
 def eval_transform(images: torch.Tensor, size: int) -> torch.Tensor:
     """Whole image resized to the training resolution: a cheap per-epoch proxy of the real eval."""
     x = F.interpolate(images.float() / 255, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
-    return normalise(x, mean, std)
+    return normalise(x)
 
 
 # ----------------------------------------------------------------------------- training
@@ -352,11 +349,6 @@ def build_parser() -> argparse.ArgumentParser:
     pack_cmd.add_argument("--size", type=int, default=176)
     pack_cmd.add_argument("--quality", type=int, default=70)
 
-    finalize_cmd = commands.add_parser("finalize", help="measure val accuracy and write the shipped checkpoint")
-    finalize_cmd.add_argument("checkpoint", type=Path, help="fp16 file written by fit")
-    finalize_cmd.add_argument("--val", type=Path, required=True, help="class-per-folder val images")
-    finalize_cmd.add_argument("--out", type=Path, required=True)
-
     fit_cmd = commands.add_parser("fit", help="train from scratch on packed data")
     fit_cmd.add_argument("--data", type=Path, required=True, help="packed train split")
     fit_cmd.add_argument("--val", type=Path, help="packed val split, for the per-epoch log")
@@ -377,6 +369,11 @@ def build_parser() -> argparse.ArgumentParser:
     fit_cmd.add_argument("--ema", type=float, default=0.9995)
     fit_cmd.add_argument("--seed", type=int, default=0)
     fit_cmd.add_argument("--no-compile", dest="compile", action="store_false")
+
+    finalize_cmd = commands.add_parser("finalize", help="measure val accuracy and write the shipped checkpoint")
+    finalize_cmd.add_argument("checkpoint", type=Path, help="fp16 file written by fit")
+    finalize_cmd.add_argument("--val", type=Path, required=True, help="class-per-folder val images")
+    finalize_cmd.add_argument("--out", type=Path, required=True)
     return parser
 
 

@@ -6,7 +6,6 @@ cache (so the official variants are unavailable and must fail clearly), and the 
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -19,60 +18,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import torch
-from safetensors.torch import save_file
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # `pytest` (unlike `python -m pytest`) doesn't put the repo root on the path
 
-from poolformer.model import VARIANTS, PoolFormer  # noqa: E402
 BUNDLED_DIR = REPO / "assets" / "checkpoints"
 BUNDLED_MODEL = "s12-imagenette"  # the API value of assets/checkpoints/poolformer_s12_imagenette.safetensors
 SERVER_START_TIMEOUT_S = 60
 
-# Imagenette's ten classes (fastai's Imagenette, Apache-2.0), in ImageNet index order.
-IMAGENETTE_WNIDS = [
-    "n01440764", "n02102040", "n02979186", "n03000684", "n03028079",
-    "n03394916", "n03417042", "n03425413", "n03445777", "n03888257",
-]  # fmt: skip
-IMAGENETTE_NAMES = [
-    "tench", "English springer", "cassette player", "chain saw", "church",
-    "French horn", "garbage truck", "gas pump", "golf ball", "parachute",
-]  # fmt: skip
-
-
-def write_standin_checkpoints(directory: Path) -> Path:
-    """Random-weight files shaped and labelled like the bundled Imagenette checkpoints.
-
-    Used only while assets/checkpoints/ does not hold the trained files yet; everything the app
-    reads (fp16 tensors in our key layout, the metadata keys) matches the real ones.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    for mixer, prefix, accuracy in (("pooling", "poolformer", "0.900"), ("identity", "identityformer", "0.880")):
-        torch.manual_seed(0)
-        model = PoolFormer(VARIANTS["s12"], num_classes=10, token_mixers=mixer)
-        display = "PoolFormer" if mixer == "pooling" else "IdentityFormer"
-        metadata = {
-            "variant": "s12",
-            "token_mixer": mixer,
-            "name": f"{display}-S12 · Imagenette (stand-in)",
-            "wnids": json.dumps(IMAGENETTE_WNIDS),
-            "class_names": json.dumps(IMAGENETTE_NAMES),
-            "val_top1": accuracy,
-            "recipe": "random weights standing in for the trained checkpoint",
-            "dataset": "imagenette2",
-        }
-        tensors = {key: value.half().contiguous() for key, value in model.state_dict().items()}
-        save_file(tensors, str(directory / f"{prefix}_s12_imagenette.safetensors"), metadata=metadata)
-    return directory
-
 
 @pytest.fixture(scope="session")
-def checkpoint_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled checkpoints once the lead has committed them, stand-ins until then."""
-    if all((BUNDLED_DIR / f"{prefix}_s12_imagenette.safetensors").is_file() for prefix in ("poolformer", "identityformer")):
-        return BUNDLED_DIR
-    return write_standin_checkpoints(tmp_path_factory.mktemp("checkpoints"))
+def checkpoint_dir() -> Path:
+    """The bundled Imagenette checkpoints the app serves by default."""
+    return BUNDLED_DIR
 
 
 def free_port() -> int:

@@ -16,6 +16,20 @@ from transformers import PoolFormerConfig, PoolFormerForImageClassification
 from poolformer.model import VARIANTS
 
 LAYOUTS = ("transformers", "sail-sg", "timm")
+
+# REFERENCE.md's Imagenette table: wnid -> (ImageNet index, class name).
+IMAGENETTE = {
+    "n01440764": (0, "tench"),
+    "n02102040": (217, "English springer"),
+    "n02979186": (482, "cassette player"),
+    "n03000684": (491, "chain saw"),
+    "n03028079": (497, "church"),
+    "n03394916": (566, "French horn"),
+    "n03417042": (569, "garbage truck"),
+    "n03425413": (571, "gas pump"),
+    "n03445777": (574, "golf ball"),
+    "n03888257": (701, "parachute"),
+}
 FAKE_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 

@@ -11,10 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from safetensors import safe_open
-
-from conftest import REPO
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [

@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-from poolformer.labels import imagenet_class_names, imagenet_wnids, wnid_to_imagenet_index
+from reference import IMAGENETTE
 
-# REFERENCE.md's Imagenette table: wnid -> (ImageNet index, class name).
-IMAGENETTE = {
-    "n01440764": (0, "tench"),
-    "n02102040": (217, "English springer"),
-    "n02979186": (482, "cassette player"),
-    "n03000684": (491, "chain saw"),
-    "n03028079": (497, "church"),
-    "n03394916": (566, "French horn"),
-    "n03417042": (569, "garbage truck"),
-    "n03425413": (571, "gas pump"),
-    "n03445777": (574, "golf ball"),
-    "n03888257": (701, "parachute"),
-}
+from poolformer.labels import imagenet_class_names, imagenet_wnids, wnid_to_imagenet_index
 
 
 def test_table_has_1000_distinct_wnids_in_index_order() -> None:

@@ -24,7 +24,10 @@ from poolformer.preprocess import ImageError
 from poolformer.weights import WeightsError
 from visualize import views
 
-EXAMPLES = sorted(str(path) for path in (Path(__file__).parent / "assets" / "examples").glob("*.jpg"))
+# Cathedrals first: "church" is one of the bundled default model's ten classes, so a first-time
+# visitor sees it recognise something; the ImageNet-1k models know the rest (see LICENSES.md there).
+EXAMPLE_FILES = ("reims_cathedral", "berlin_cathedral", "cat", "coffee", "rocket", "astronaut", "grace_hopper")
+EXAMPLES = [str(Path(__file__).parent / "assets" / "examples" / f"{name}.jpg") for name in EXAMPLE_FILES]
 STAGE_CHOICES = [(f"Stage {number}", number) for number in explorer.ALL_STAGES]
 
 INTRO = """

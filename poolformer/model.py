@@ -201,6 +201,10 @@ class PoolFormer(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.head = Head(widths[-1], num_classes)
         self.apply(_init_weights)
+        # What the outputs mean and where the weights came from; `create_model` fills these in.
+        self.class_names: list[str] = [f"class {index}" for index in range(num_classes)]
+        self.weights_source = "random init"
+        self.checkpoint_metadata: dict[str, str] = {}
 
     def forward_with_stages(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits and the four stage outputs from one pass, for the feature-map views."""

@@ -200,7 +200,7 @@ def _as_float32(tensor: torch.Tensor) -> torch.Tensor:
 
 def _describe_file(path: Path, key_format: KeyFormat, metadata: dict[str, str]) -> str:
     if "name" in metadata:
-        return f"{metadata['name']}, {path}"
+        return f"{metadata['name']} ({path.name})"
     return f"{key_format.name} checkpoint {path}"
 
 
@@ -328,8 +328,6 @@ def create_model(
     if weights is None:
         model = PoolFormer(variant_named(variant or DEFAULT_VARIANT), num_classes or IMAGENET_CLASSES)
         model.class_names = default_class_names(model.num_classes)
-        model.weights_source = "random init"
-        model.checkpoint_metadata = {}
     else:
         if str(weights) == "hub":
             checkpoint = _load_hub(variant_named(variant or DEFAULT_VARIANT))

@@ -148,8 +148,10 @@ def test_unavailable_official_variant_warns_and_app_keeps_working(page: Page, ch
 
 
 def test_picking_an_example_fills_the_photo(page: Page) -> None:
-    page.locator("#examples img").nth(2).click()  # coffee.jpg; examples are sorted by file name
-    expect(page.locator("#photo img")).to_have_attribute("src", re.compile("coffee"), timeout=OUTPUT_TIMEOUT_MS)
+    """The first example is a cathedral, which the bundled default model must call a church."""
+    page.locator("#examples img").first.click()
+    expect(page.locator("#photo img")).to_have_attribute("src", re.compile("reims_cathedral"), timeout=OUTPUT_TIMEOUT_MS)
     page.locator("#predict-button").click()
     expect_top5(page.locator("#top5"))
+    expect(page.locator("#top5 h2")).to_have_text("church", timeout=OUTPUT_TIMEOUT_MS)
     screenshot(page, "example-picked")

@@ -164,12 +164,17 @@ def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch.load raises many exception types on foreign bytes
-        if "Weights only load failed" in str(error):
+        # A real pickle that names classes or functions to rebuild (torch says "unsupported GLOBAL").
+        if "unsupported global" in str(error).lower():
             raise WeightsError(
                 f"{path} contains pickled Python objects besides tensors, which are unsafe to load; "
                 "re-save just its state_dict (or convert it to .safetensors)"
             ) from None
-        raise WeightsError(f"{path} is not a PyTorch checkpoint (torch.load: {_first_line(error)})") from None
+        # torch's own text here advises weights_only=False, which we never do; keep only the verdict.
+        detail = "" if "Weights only load failed" in str(error) else f" (torch.load: {_first_line(error)})"
+        raise WeightsError(
+            f"{path} is not a PyTorch checkpoint{detail}; pass a .safetensors, .bin or .pth weights file"
+        ) from None
     return _unwrap_state_dict(loaded, path), {}
 
 

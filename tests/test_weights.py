@@ -255,7 +255,9 @@ def test_files_that_are_not_checkpoints(tmp_path: Path, filename: str, content: 
     (tmp_path / filename).write_bytes(content)
     with pytest.raises(WeightsError, match=expected) as excinfo:
         create_model(weights=tmp_path / filename)
-    assert filename in one_line_error(excinfo)
+    message = one_line_error(excinfo)
+    assert filename in message
+    assert "weights_only" not in message  # never pass on torch's advice to load unsafely
 
 
 def test_a_pickle_without_tensors_is_not_a_checkpoint(tmp_path: Path) -> None:

@@ -113,25 +113,34 @@ def describe(model: PoolFormer) -> str:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    """Every readable image gets its answer; each unreadable one an `error:` line, and the exit status is 2."""
     model = load_model(args)
-    device = next(model.parameters()).device
-    results = []
+    results, failures = [], []
     for image in args.images:
-        with torch.inference_mode():
-            probs = model(model_input(model, image).to(device)).softmax(dim=-1)[0]
-        top = probs.topk(min(args.top, probs.numel()))
-        results.append(
-            {
-                "image": image,
-                "variant": model.variant.name,
-                "top": [
-                    {"index": index, "label": model.class_names[index], "prob": prob}
-                    for prob, index in zip(top.values.tolist(), top.indices.tolist())
-                ],
-            }
-        )
-    print(json.dumps(results, indent=2) if args.json else predictions_as_text(results, describe(model)))
-    return 0
+        try:
+            results.append(predict_one(model, image, args.top))
+        except ImageError as error:
+            failures.append(error)
+    if results:
+        print(json.dumps(results, indent=2) if args.json else predictions_as_text(results, describe(model)))
+    for error in failures:
+        print(f"error: {error}", file=sys.stderr)
+    return USAGE_ERROR if failures else 0
+
+
+def predict_one(model: PoolFormer, image: str, top: int) -> dict:
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        probs = model(model_input(model, image).to(device)).softmax(dim=-1)[0]
+    best = probs.topk(min(top, probs.numel()))
+    return {
+        "image": image,
+        "variant": model.variant.name,
+        "top": [
+            {"index": index, "label": model.class_names[index], "prob": prob}
+            for prob, index in zip(best.values.tolist(), best.indices.tolist())
+        ],
+    }
 
 
 def predictions_as_text(results: list[dict], model_line: str) -> str:

@@ -185,6 +185,14 @@ BAD_RUNS = {
 }
 
 
+def test_one_bad_image_loses_none_of_the_good_ones(work: Path) -> None:
+    result = run_cli(work, "predict", "--weights", "own10.safetensors", "--json", "cat.png", "missing.png", "cat.png")
+    assert result.returncode == 2
+    assert [entry["image"] for entry in json.loads(result.stdout)] == ["cat.png", "cat.png"]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: missing.png"), result.stderr
+
+
 @pytest.mark.parametrize("case", list(BAD_RUNS))
 def test_failures_exit_2_with_one_error_line(work: Path, case: str) -> None:
     args, mentioned = BAD_RUNS[case]

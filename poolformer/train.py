@@ -29,7 +29,6 @@ from safetensors.torch import save_file
 from poolformer.model import VARIANTS, PoolFormer
 from poolformer.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
-
 # ----------------------------------------------------------------------------- packing
 
 

@@ -52,8 +52,8 @@ def wait_until_serving(url: str, server: subprocess.Popen, timeout_s: float) -> 
     raise TimeoutError(f"app.py did not serve {url} within {timeout_s} s")
 
 
-def offline_app_env(checkpoints: Path, scratch: Path, port: int) -> dict[str, str]:
-    """Environment of an offline visitor's machine: no hub, empty HF cache, bundled models only."""
+def offline_app_env(checkpoints: Path, scratch: Path, port: int, hf_cache: Path | None) -> dict[str, str]:
+    """Environment of an offline visitor's machine: no hub; an empty HF cache unless one is given."""
     return {
         **os.environ,
         "GRADIO_SERVER_NAME": "127.0.0.1",
@@ -61,13 +61,13 @@ def offline_app_env(checkpoints: Path, scratch: Path, port: int) -> dict[str, st
         "GRADIO_ANALYTICS_ENABLED": "False",
         "GRADIO_TEMP_DIR": str(scratch / "gradio"),
         "HF_HUB_OFFLINE": "1",
-        "HF_HUB_CACHE": str(scratch / "empty-hf-cache"),
+        "HF_HUB_CACHE": str(hf_cache or scratch / "empty-hf-cache"),
         "POOLFORMER_CHECKPOINT_DIR": str(checkpoints),
     }
 
 
 @contextmanager
-def running_app(checkpoints: Path, scratch: Path) -> Iterator[str]:
+def running_app(checkpoints: Path, scratch: Path, hf_cache: Path | None = None) -> Iterator[str]:
     """`python app.py` in a subprocess on a free port, offline; yields its URL once it serves."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
@@ -75,7 +75,7 @@ def running_app(checkpoints: Path, scratch: Path) -> Iterator[str]:
         server = subprocess.Popen(
             [sys.executable, "app.py"],
             cwd=REPO,
-            env=offline_app_env(checkpoints, scratch, port),
+            env=offline_app_env(checkpoints, scratch, port, hf_cache),
             stdout=log,
             stderr=subprocess.STDOUT,
         )

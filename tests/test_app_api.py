@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import BUNDLED_MODEL, REPO
+from conftest import BUNDLED_DIR, BUNDLED_MODEL, REPO, running_app
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
+from reference import fake_hub_snapshot, reference_model
 
 from poolformer.explorer import ModelCache, bundled_choice
 from poolformer.preprocess import load_image, preprocess
@@ -165,3 +166,24 @@ def test_model_cache_keeps_the_most_recently_used_models(checkpoint_dir: Path) -
     assert cache.get(pooling) is first  # a hit: no reload
     assert cache.get(identity).token_mixers == ("identity",) * 4
     assert cache.get(pooling) is not first  # evicted by the identity model, loaded again
+
+
+def test_cached_official_s12_becomes_the_default_and_serves_every_endpoint(tmp_path: Path) -> None:
+    """With sail/poolformer_s12 in the local HF cache (here: transformers' model, random weights),
+    the app defaults to it and answers exactly as transformers' model does on our preprocessing."""
+    reference = reference_model("s12", seed=5)
+    reference.save_pretrained(fake_hub_snapshot(tmp_path / "hf-cache", "sail/poolformer_s12"))
+    with torch.inference_mode():
+        logits = reference(pixel_values=preprocess(load_image(CAT), 0.9)).logits
+    values, indices = logits[0].softmax(-1).topk(5)
+    expected = [(reference.config.id2label[index], value) for value, index in zip(values.tolist(), indices.tolist())]
+
+    with running_app(BUNDLED_DIR, tmp_path, hf_cache=tmp_path / "hf-cache") as url:
+        client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
+        predicted = client.predict(handle_file(CAT), api_name="/predict")  # the default model
+        assert_top5(predicted[0], expected)
+        assert "sail/poolformer_s12 (local HF cache)" in predicted[-1]
+        ablated = client.predict(handle_file(CAT), "s12", api_name="/ablate")
+        assert_top5(ablated[0], expected)
+        compared = client.predict(handle_file(CAT), api_name="/compare")
+        assert "PoolFormer-S12" in [row[0] for row in compared[0]["data"]]

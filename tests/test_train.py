@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from reference import IMAGENETTE
 from safetensors import safe_open
 
 from poolformer.train import main as train_main
 from poolformer.weights import create_model
-from reference import IMAGENETTE
 
 WNIDS = list(IMAGENETTE)[:2]  # tench, English springer: real ImageNet ids, so finalize can name them
 

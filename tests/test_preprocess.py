@@ -108,20 +108,16 @@ def test_animations_give_their_first_frame(fmt: str) -> None:
     assert image.mode == "RGB" and image.getpixel((10, 10)) == (200, 0, 0)
 
 
-def test_large_jpeg_is_reduced_while_decoding_and_preprocesses_fast() -> None:
-    """A 12-MP photo decodes at half size (DCT scaling); the model input barely changes."""
+def test_large_jpeg_is_reduced_while_decoding() -> None:
+    """A 12-MP photo decodes at half size (DCT scaling); the model input barely changes.
+
+    How much time that saves is measured by benchmarks/preprocess_speed.py, not asserted here."""
     smooth = Image.linear_gradient("L").resize((4032, 3024)).convert("RGB")
     data = encode(smooth, "JPEG", quality=90)
     image = load_image(data)
     assert image.size == (2016, 1512)
     exact = reference(Image.open(io.BytesIO(data)), 0.9)
     assert (preprocess(image, 0.9) - exact).abs().max().item() < 0.05
-    timings = []
-    for _ in range(3):
-        start = time.perf_counter()
-        preprocess(load_image(data), 0.9)
-        timings.append(time.perf_counter() - start)
-    assert min(timings) < 0.2  # ~50 ms on the 2-core CI machine; generous for a shared CPU
 
 
 def test_large_png_is_box_reduced() -> None:

@@ -106,7 +106,10 @@ def model_input(model: PoolFormer, source: str | Path) -> torch.Tensor:
 
 
 def describe(model: PoolFormer) -> str:
-    return f"PoolFormer-{model.variant.name}, {model.weights_source}"
+    """Which weights, which architecture: an IdentityFormer is not called a PoolFormer."""
+    mixers = sorted(set(model.token_mixers))
+    mixer = mixers[0] if len(mixers) == 1 else "/".join(model.token_mixers)
+    return f"{model.weights_source} [{model.variant.name}, {mixer} token mixer]"
 
 
 # --- predict -------------------------------------------------------------------------------------

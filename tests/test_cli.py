@@ -156,7 +156,7 @@ def test_predict_text_output_names_the_model_and_classes(work: Path) -> None:
     result = run_cli(work, "predict", "--weights", "ranked10.safetensors", "--top", "2", "dog.jpg")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("PoolFormer-s12, test checkpoint ranked10")
+    assert lines[0].startswith("test checkpoint ranked10") and lines[0].endswith("[s12, pooling token mixer]")
     assert "dog.jpg" in lines and "tench (#4)" in lines[-2] and "English springer (#2)" in lines[-1]
 
 

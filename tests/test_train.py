@@ -7,6 +7,8 @@ the optimiser step and EMA together without a GPU.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -53,3 +55,18 @@ def test_pack_fit_finalize_produces_a_working_checkpoint(colour_dataset: Path, t
 
     model = create_model(weights=final)
     assert model.token_mixers == ("identity",) * 4 and model.num_classes == 2
+
+
+def test_fit_runs_data_parallel_under_torchrun(colour_dataset: Path, tmp_path: Path) -> None:
+    """Two processes (gloo on CPU; NCCL on GPUs): each trains on its share, rank 0 writes the checkpoint."""
+    packed, out = tmp_path / "train.safetensors", tmp_path / "ddp.safetensors"
+    assert train_main(["pack", str(colour_dataset), str(packed), "--size", "40"]) == 0
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "poolformer", "train", "fit", "--data", str(packed), "--out", str(out),
+        "--epochs", "2", "--warmup-epochs", "1", "--batch-size", "8", "--size", "32", "--no-compile",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=Path(__file__).parent.parent)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "batch 8 on 2 process(es)" in result.stdout and result.stdout.count("saved EMA weights") == 1
+    assert create_model(weights=out).num_classes == 2

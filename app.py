@@ -252,7 +252,8 @@ def build_app() -> gr.Blocks:
                     with gr.Tab("Compare variants"):
                         gr.Markdown(
                             "The photo through **every model whose weights are on this machine** (bundled, or official "
-                            "weights in the local Hugging Face cache). Latency is the median of "
+                            "weights in the local Hugging Face cache). Top-1 is the paper's ImageNet figure for official weights and our "
+                            "measured val accuracy for bundled ones. Latency is the median of "
                             f"{explorer.TIMED_RUNS} forward passes on **{explorer.DEVICE.type}**, batch 1."
                         )
                         compare_button = gr.Button("Compare", variant="primary", elem_id="compare-button")

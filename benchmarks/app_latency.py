@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import time
@@ -30,6 +29,7 @@ import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 from conftest import free_port, running_app  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
+from timing import median_ms  # noqa: E402
 
 from poolformer.explorer import checkpoint_dir  # noqa: E402
 from poolformer.preprocess import load_image, preprocess  # noqa: E402
@@ -39,17 +39,6 @@ PHOTO = REPO / "assets" / "examples" / "cat.jpg"
 BUNDLED_MODEL = "s12-imagenette"
 TARGETS_MS = {"/predict": 400, "/ablate": 600}
 START_TARGET_S = 8.0
-
-
-def median_ms(call: Callable[[], object], calls: int, warmup: int) -> float:
-    for _ in range(warmup):
-        call()
-    timings = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        call()
-        timings.append((time.perf_counter() - start) * 1000)
-    return statistics.median(timings)
 
 
 def bare_model_call(checkpoints: Path) -> Callable[[], object]:

@@ -12,10 +12,7 @@ from __future__ import annotations
 import argparse
 import io
 import platform
-import statistics
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +21,8 @@ from PIL import Image
 from transformers.models.poolformer.image_processing_pil_poolformer import PoolFormerImageProcessorPil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from timing import median_ms  # noqa: E402
 
 from poolformer.preprocess import load_image, preprocess  # noqa: E402
 
@@ -37,16 +36,6 @@ def photo_bytes(width: int, height: int) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
     return buffer.getvalue()
-
-
-def median_ms(call: Callable[[], object], runs: int) -> float:
-    call()
-    timings = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        timings.append((time.perf_counter() - start) * 1000)
-    return statistics.median(timings)
 
 
 def main() -> None:

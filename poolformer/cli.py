@@ -10,25 +10,16 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
-from poolformer.labels import wnid_to_imagenet_index
+from poolformer.evaluation import DatasetError, class_indices, evaluate, find_samples, model_input
 from poolformer.model import VARIANTS, PoolFormer
-from poolformer.preprocess import ImageError, load_image, preprocess
+from poolformer.preprocess import ImageError
 from poolformer.weights import DEFAULT_VARIANT, WeightsError, create_model
 
 USAGE_ERROR = 2
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-DECODE_THREADS = 4  # Pillow releases the GIL while decoding and resizing
-
-
-class CliError(Exception):
-    """A one-line problem with the command's input that the user can fix."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.run(args)
-    except (CliError, ImageError, WeightsError) as error:
+    except (DatasetError, ImageError, WeightsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return USAGE_ERROR
     except torch.OutOfMemoryError:
@@ -100,11 +91,6 @@ def load_model(args: argparse.Namespace) -> PoolFormer:
     return create_model(args.variant, weights=args.weights, device=args.device)
 
 
-def model_input(model: PoolFormer, source: str | Path) -> torch.Tensor:
-    """Decode an image and preprocess it the way this model's variant was evaluated."""
-    return preprocess(load_image(source), model.variant.crop_pct)
-
-
 def describe(model: PoolFormer) -> str:
     """Which weights, which architecture: an IdentityFormer is not called a PoolFormer."""
     mixers = sorted(set(model.token_mixers))
@@ -157,12 +143,6 @@ def predictions_as_text(results: list[dict], model_line: str) -> str:
 # --- eval ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Sample:
-    path: Path
-    wnid: str
-
-
 def run_eval(args: argparse.Namespace) -> int:
     samples = find_samples(args.dir)  # checked before the (slower) model load
     model = load_model(args)
@@ -174,74 +154,3 @@ def run_eval(args: argparse.Namespace) -> int:
     else:
         print(f"top-1 {top1 / n:.2%}   top-5 {top5 / n:.2%}   n={n}   ({describe(model)})")
     return 0
-
-
-def find_samples(directory: Path) -> list[Sample]:
-    """Images in DIR/<wnid>/, in a stable order; hidden and non-image files are ignored."""
-    if not directory.is_dir():
-        raise CliError(f"{directory} is not a folder; eval needs DIR/<wnid>/<image> files")
-    samples = [
-        Sample(path, folder.name)
-        for folder in sorted(directory.iterdir())
-        if folder.is_dir() and not folder.name.startswith(".")
-        for path in sorted(folder.iterdir())
-        if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
-    ]
-    if not samples:
-        raise CliError(f"no images found in {directory}/<wnid>/; eval needs one sub-folder of images per class")
-    return samples
-
-
-def class_indices(model: PoolFormer, samples: list[Sample], directory: Path) -> list[int]:
-    """Each sample's output index: the checkpoint's own wnid list, else ImageNet-1k's for 1000 classes."""
-    mapping = wnid_mapping(model)
-    unknown = sorted({s.wnid for s in samples} - mapping.keys())
-    if unknown:
-        shown = ", ".join(unknown[:5]) + (f" (+{len(unknown) - 5} more)" if len(unknown) > 5 else "")
-        raise CliError(
-            f"folders in {directory} that are not classes of this model: {shown}; "
-            "name class folders by the WordNet ids the model was trained on, or remove the others"
-        )
-    return [mapping[s.wnid] for s in samples]
-
-
-def wnid_mapping(model: PoolFormer) -> dict[str, int]:
-    if "wnids" in model.checkpoint_metadata:
-        wnids = parse_wnids(model.checkpoint_metadata["wnids"])
-        if len(wnids) != model.num_classes:
-            raise CliError(f"the checkpoint lists {len(wnids)} wnids but has {model.num_classes} classes")
-        return {wnid: index for index, wnid in enumerate(wnids)}
-    if model.num_classes == len(wnid_to_imagenet_index()):
-        return wnid_to_imagenet_index()
-    raise CliError(
-        f"the weights have {model.num_classes} classes but no 'wnids' list in their metadata, so class "
-        "folders cannot be matched to outputs; use ImageNet-1k weights or a checkpoint saved with wnids"
-    )
-
-
-def parse_wnids(text: str) -> list[str]:
-    try:
-        wnids = json.loads(text)
-    except ValueError:
-        wnids = None
-    if not isinstance(wnids, list) or not all(isinstance(wnid, str) for wnid in wnids):
-        raise CliError("the checkpoint's 'wnids' metadata is not a JSON list of WordNet ids; re-save it")
-    return wnids
-
-
-def evaluate(model: PoolFormer, samples: list[Sample], targets: list[int], batch_size: int) -> tuple[int, int]:
-    """Count top-1 and top-5 hits, decoding each batch on a few threads while showing progress on stderr."""
-    device = next(model.parameters()).device
-    k = min(5, model.num_classes)
-    top1 = top5 = 0
-    with ThreadPoolExecutor(DECODE_THREADS) as pool, tqdm(total=len(samples), unit="img", file=sys.stderr) as bar:
-        for start in range(0, len(samples), batch_size):
-            batch = samples[start : start + batch_size]
-            images = torch.cat(list(pool.map(lambda s: model_input(model, s.path), batch)))
-            labels = torch.tensor(targets[start : start + batch_size], device=device)
-            with torch.inference_mode():
-                hits = model(images.to(device)).topk(k, dim=-1).indices == labels[:, None]
-            top1 += int(hits[:, 0].sum())
-            top5 += int(hits.any(dim=-1).sum())
-            bar.update(len(batch))
-    return top1, top5

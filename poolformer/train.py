@@ -310,7 +310,7 @@ def save_checkpoint(model: PoolFormer, args: argparse.Namespace, wnids: list[str
 def finalize(checkpoint: Path, val_dir: Path, out: Path) -> None:
     """Measure top-1 on the full val split with the model's own 224 px preprocessing, as a user would,
     and record it in the checkpoint with human class names so the app and CLI can show both."""
-    from poolformer.cli import class_indices, evaluate, find_samples
+    from poolformer.evaluation import class_indices, evaluate, find_samples
     from poolformer.labels import imagenet_class_names, wnid_to_imagenet_index
     from poolformer.weights import create_model
 

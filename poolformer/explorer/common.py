@@ -1,0 +1,64 @@
+"""Steps every view shares: the device, the visitor's photo, model input, top-k and map summaries."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from poolformer.model import NUM_STAGES, Variant
+from poolformer.preprocess import IMAGENET_MEAN, IMAGENET_STD, load_image, preprocess
+from poolformer.weights import resolve_device
+
+TOP_K = 5
+ALL_STAGES = tuple(range(1, NUM_STAGES + 1))  # stages are numbered 1-4 in the UI, as in the paper
+DEVICE = resolve_device(None)  # CUDA when present, else CPU
+
+# MetaFormer paper (arXiv 2111.11418), Table 5: S12 trained from scratch on ImageNet-1k.
+PAPER_S12_TOP1 = {"pooling": 77.2, "identity": 74.3}
+
+LoadReporter = Callable[[str], None]
+PhotoSource = str | Path | bytes | Image.Image
+
+
+class ExplorerError(ValueError):
+    """A request the app can't serve (unknown model, nothing to ablate); str is one line for the user."""
+
+
+def photo_from(source: PhotoSource | None) -> Image.Image:
+    """Decode the visitor's photo; no photo at all is a request error, not a crash."""
+    if source is None:
+        raise ExplorerError("no photo yet: upload, paste or drop one, or pick an example")
+    return load_image(source)
+
+
+def model_input(photo: Image.Image, variant: Variant) -> torch.Tensor:
+    """Preprocess exactly as the weights were evaluated (the crop depends on the variant)."""
+    return preprocess(photo, variant.crop_pct).to(DEVICE)
+
+
+def input_photo(pixels: torch.Tensor) -> Image.Image:
+    """The 224x224 crop the model actually saw, so overlays line up with the feature maps."""
+    rgb = (pixels.cpu() * IMAGENET_STD + IMAGENET_MEAN)[0].clamp(0, 1).mul(255).round().byte()
+    return Image.fromarray(rgb.permute(1, 2, 0).numpy())
+
+
+def top_k(probabilities: torch.Tensor, class_names: Sequence[str], k: int = TOP_K) -> dict[str, float]:
+    """Best k classes as {name: probability}, best first; the form gr.Label displays.
+
+    ImageNet has a few repeated names ("crane", "maillot"); the class index disambiguates them.
+    """
+    values, indices = probabilities.topk(min(k, probabilities.numel()))
+    result: dict[str, float] = {}
+    for value, index in zip(values.tolist(), indices.tolist()):
+        name = class_names[index]
+        result[name if name not in result else f"{name} (class {index})"] = value
+    return result
+
+
+def energy(features: torch.Tensor) -> np.ndarray:
+    """L2 norm over channels at each position of a (1, C, H, W) map: how strongly a stage responds."""
+    return features[0].norm(dim=0).cpu().numpy()

@@ -1,0 +1,76 @@
+"""Compare: one photo through every model whose weights are on this machine, with measured latency."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from poolformer.explorer.cache import MODELS
+from poolformer.explorer.catalogue import ModelChoice, model_choices, weights_available
+from poolformer.explorer.common import (
+    DEVICE,
+    ExplorerError,
+    LoadReporter,
+    PhotoSource,
+    energy,
+    input_photo,
+    model_input,
+    photo_from,
+    top_k,
+)
+from poolformer.model import PoolFormer
+
+TIMED_RUNS = 3
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One model's row in the comparison table, plus its stage-4 map for the side-by-side view."""
+
+    choice: ModelChoice
+    top5: dict[str, float]
+    params_m: float
+    latency_ms: float  # median of TIMED_RUNS forward passes on DEVICE
+    photo: Image.Image
+    stage4_energy: np.ndarray
+
+
+def median_latency_ms(model: PoolFormer, pixels: torch.Tensor) -> float:
+    """Median wall time of a forward pass; the caller's own pass has already warmed the model up."""
+    timings = []
+    for _ in range(TIMED_RUNS):
+        start = time.perf_counter()
+        model(pixels)
+        if DEVICE.type == "cuda":
+            torch.cuda.synchronize()
+        timings.append((time.perf_counter() - start) * 1000)
+    return statistics.median(timings)
+
+
+@torch.inference_mode()
+def compare_one(choice: ModelChoice, photo: Image.Image, report: LoadReporter | None) -> Comparison:
+    pixels = model_input(photo, choice.variant)
+    model = MODELS.get(choice, report)
+    logits, stage_outputs = model.forward_with_stages(pixels)
+    return Comparison(
+        choice=choice,
+        top5=top_k(logits[0].softmax(-1), model.class_names),
+        params_m=sum(parameter.numel() for parameter in model.parameters()) / 1e6,
+        latency_ms=median_latency_ms(model, pixels),
+        photo=input_photo(pixels),
+        stage4_energy=energy(stage_outputs[-1]),
+    )
+
+
+def compare(source: PhotoSource | None, report: LoadReporter | None = None) -> list[Comparison]:
+    """One photo through every model whose weights are on this machine (bundled or HF-cached)."""
+    photo = photo_from(source)
+    available = [choice for choice in model_choices() if weights_available(choice)]
+    if not available:
+        raise ExplorerError("no model weights on this machine: download one with the CLI or pick a model to fetch it")
+    return [compare_one(choice, photo, report) for choice in available]

@@ -1,0 +1,101 @@
+"""Predict: top-5 and a per-stage look inside the network, for one photo and one model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from poolformer.explorer.cache import MODELS, status_line
+from poolformer.explorer.catalogue import ModelChoice, find_choice
+from poolformer.explorer.common import (
+    ALL_STAGES,
+    LoadReporter,
+    PhotoSource,
+    energy,
+    input_photo,
+    model_input,
+    photo_from,
+    top_k,
+)
+from poolformer.model import PoolFormer
+
+CHANNELS_SHOWN = 8
+
+
+@dataclass(frozen=True)
+class StageView:
+    """What one stage computed for one photo; maps are raw magnitudes, drawing normalises them."""
+
+    number: int
+    shape: tuple[int, int, int]  # (channels, height, width) of the stage output
+    depth: int
+    token_mixer: str  # "pooling", or "identity" for an IdentityFormer
+    energy: np.ndarray  # (H, W): L2 norm over channels of the stage output
+    top_channels: list[tuple[int, np.ndarray]]  # the most active channels: (index, (H, W) map)
+    mixer_change: np.ndarray  # (H, W): L2 norm of the first block's token-mixer output, pool(x) - x
+
+
+@dataclass(frozen=True)
+class Prediction:
+    choice: ModelChoice
+    status: str
+    photo: Image.Image  # the 224x224 crop the model saw
+    top5: dict[str, float]
+    stages: list[StageView]
+
+
+@torch.inference_mode()
+def forward_with_mixer_views(model: PoolFormer, pixels: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """Logits, stage outputs, and each stage's first token-mixer output, from one forward pass.
+
+    It runs the stages one by one (as `forward_with_stages` does) so that, on the way, the first
+    block's normalised input can also go through its token mixer: that is pool(x) - x, what
+    pooling adds to each token at the start of the stage. It costs one extra norm + pool per stage.
+    """
+    x = model.stem(pixels)
+    stage_outputs, mixer_outputs = [], []
+    for stage in model.stages:
+        x = stage.downsample(x)
+        first_block = stage.blocks[0]
+        mixer_outputs.append(first_block.token_mixer(first_block.norm1(x)))
+        x = stage.blocks(x)
+        stage_outputs.append(x)
+    return model.head(x), stage_outputs, mixer_outputs
+
+
+def stage_view(number: int, model: PoolFormer, features: torch.Tensor, mixer_output: torch.Tensor) -> StageView:
+    channel_strength = features[0].mean(dim=(1, 2))
+    strongest = channel_strength.topk(min(CHANNELS_SHOWN, channel_strength.numel())).indices.tolist()
+    return StageView(
+        number=number,
+        shape=tuple(features.shape[1:]),
+        depth=model.variant.depths[number - 1],
+        token_mixer=model.token_mixers[number - 1],
+        energy=energy(features),
+        top_channels=[(index, features[0, index].cpu().numpy()) for index in strongest],
+        mixer_change=energy(mixer_output),
+    )
+
+
+def predict(source: PhotoSource | None, value: str, report: LoadReporter | None = None) -> Prediction:
+    """Top-5 and a per-stage look inside the network, for one photo and one model."""
+    choice = find_choice(value)
+    pixels = model_input(photo_from(source), choice.variant)
+    model = MODELS.get(choice, report)
+    logits, stage_outputs, mixer_outputs = forward_with_mixer_views(model, pixels)
+    stages = [
+        stage_view(number, model, features, mixed)
+        for number, features, mixed in zip(ALL_STAGES, stage_outputs, mixer_outputs)
+    ]
+    return Prediction(
+        choice=choice,
+        status=status_line(model),
+        photo=input_photo(pixels),
+        top5=top_k(logits[0].softmax(-1), model.class_names),
+        stages=stages,
+    )
+
+

@@ -186,7 +186,7 @@ class PoolFormer(nn.Module):
         self.token_mixers = resolve_token_mixers(token_mixers)
         widths, depths = variant.widths, variant.depths
         # Stochastic depth grows linearly with block index across the whole network.
-        drop_rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        drop_rates = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()  # plain numbers, even on meta
 
         self.stem = PatchEmbed(3, widths[0], kernel_size=7, stride=4, padding=2)
         stages, block_index = [], 0

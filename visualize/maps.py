@@ -74,11 +74,11 @@ def channel_grid(channels: Sequence[np.ndarray], colormap: str = "viridis") -> I
 
 
 @cache
-def title_font() -> ImageFont.FreeTypeFont:
+def font(size: int = TITLE_SIZE) -> ImageFont.FreeTypeFont:
     """DejaVu Sans from matplotlib's data (it has ‖ and −, unlike Pillow's built-in font)."""
     import matplotlib
 
-    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), TITLE_SIZE)
+    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), size)
 
 
 def titled_row(panels: Sequence[tuple[str, Image.Image]]) -> Image.Image:
@@ -93,7 +93,7 @@ def titled_row(panels: Sequence[tuple[str, Image.Image]]) -> Image.Image:
     draw = ImageDraw.Draw(row)
     left = 0
     for title, panel in panels:
-        draw.text((left + 2, TITLE_HEIGHT // 2), title, fill=TITLE_COLOUR, font=title_font(), anchor="lm")
+        draw.text((left + 2, TITLE_HEIGHT // 2), title, fill=TITLE_COLOUR, font=font(), anchor="lm")
         row.paste(panel, (left, TITLE_HEIGHT))
         left += panel.width + PANEL_GAP
     return row

@@ -19,7 +19,7 @@ from poolformer.explorer.common import (
     photo_from,
     top_k,
 )
-from poolformer.model import NUM_STAGES
+from poolformer.model import NUM_STAGES, PoolFormer
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,26 @@ def identity_mixers(stages: Sequence[int]) -> list[str]:
     return ["identity" if number in chosen else "pooling" for number in ALL_STAGES]
 
 
+def forward_both(
+    model: PoolFormer, mixers: Sequence[str], pixels: torch.Tensor
+) -> tuple[tuple[torch.Tensor, list[torch.Tensor]], tuple[torch.Tensor, list[torch.Tensor]]]:
+    """(logits, stage outputs) of the model as trained and of its twin with `mixers`, sharing the common start.
+
+    Both start with the same stem and, up to the first swapped stage, the same stages on the same input, so
+    those are computed once: the same numbers as two full passes, for less work when early stages keep pooling.
+    """
+    twin = model.with_token_mixers(mixers)
+    first_swapped = list(mixers).index("identity")
+    x = y = model.stem(pixels)
+    pooled_stages, twin_stages = [], []
+    for index, (stage, twin_stage) in enumerate(zip(model.stages, twin.stages)):
+        x = stage(x)
+        y = x if index < first_swapped else twin_stage(y)
+        pooled_stages.append(x)
+        twin_stages.append(y)
+    return (model.head(x), pooled_stages), (twin.head(y), twin_stages)
+
+
 @torch.inference_mode()
 def ablate(
     source: PhotoSource | None,
@@ -89,8 +109,7 @@ def ablate(
     mixers = identity_mixers(stages)
     pixels = model_input(photo_from(source), choice.variant)
     model = MODELS.get(choice, report)
-    pooled_logits, pooled_stages = model.forward_with_stages(pixels)
-    identity_logits, identity_stages = model.with_token_mixers(mixers).forward_with_stages(pixels)
+    (pooled_logits, pooled_stages), (identity_logits, identity_stages) = forward_both(model, mixers, pixels)
     pooling = run_of("pooling (as trained)", pooled_logits, model.class_names)
     identity = run_of("identity swapped in", identity_logits, model.class_names)
 

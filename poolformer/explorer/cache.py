@@ -17,6 +17,8 @@ class ModelCache:
 
     Each model has its own loading lock, so two visitors asking for the same model load it once,
     while a slow load (a Hub download) never blocks visitors of models already in the cache.
+    The least recently used model leaves *before* a new one loads, so at most `capacity` models
+    (plus the one loading) are held at once: peak memory stays bounded by the capacity.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -34,6 +36,7 @@ class ModelCache:
             if model is None:
                 if report is not None:
                     report(f"Loading {choice.name} weights…")
+                self._make_room()
                 model = create_model(choice.variant.name, weights=choice.weights, device=DEVICE)
                 self._store(choice.value, model)
             return model
@@ -45,10 +48,16 @@ class ModelCache:
                 self._models.move_to_end(value)
             return self._models.get(value), self._loading.setdefault(value, threading.Lock())
 
+    def _make_room(self) -> None:
+        """Evict least recently used models until the one about to load fits within the capacity."""
+        with self._lock:
+            while self._models and len(self._models) >= self.capacity:
+                self._models.popitem(last=False)
+
     def _store(self, value: str, model: PoolFormer) -> None:
         with self._lock:
             self._models[value] = model
-            while len(self._models) > self.capacity:
+            while len(self._models) > self.capacity:  # two different models loaded side by side
                 self._models.popitem(last=False)
 
 

@@ -90,10 +90,17 @@ def titled_row(panels: Sequence[tuple[str, Image.Image]]) -> Image.Image:
     width = sum(panel.width for _, panel in panels) + PANEL_GAP * (len(panels) - 1)
     height = TITLE_HEIGHT + max(panel.height for _, panel in panels)
     row = Image.new("RGB", (width, height), BACKGROUND)
-    draw = ImageDraw.Draw(row)
     left = 0
     for title, panel in panels:
-        draw.text((left + 2, TITLE_HEIGHT // 2), title, fill=TITLE_COLOUR, font=font(), anchor="lm")
+        row.paste(title_strip(title, panel.width), (left, 0))
         row.paste(panel, (left, TITLE_HEIGHT))
         left += panel.width + PANEL_GAP
     return row
+
+
+@cache
+def title_strip(title: str, width: int) -> Image.Image:
+    """A panel's title drawn once: the few titles recur on every request, and rendering text is the slow part."""
+    strip = Image.new("RGB", (width, TITLE_HEIGHT), BACKGROUND)
+    ImageDraw.Draw(strip).text((2, TITLE_HEIGHT // 2), title, fill=TITLE_COLOUR, font=font(), anchor="lm")
+    return strip

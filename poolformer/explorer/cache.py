@@ -17,8 +17,6 @@ class ModelCache:
 
     Each model has its own loading lock, so two visitors asking for the same model load it once,
     while a slow load (a Hub download) never blocks visitors of models already in the cache.
-    The least recently used model leaves *before* a new one loads, so at most `capacity` models
-    (plus the one loading) are held at once: peak memory stays bounded by the capacity.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -34,9 +32,9 @@ class ModelCache:
         with loading:
             model, _ = self._cached(choice.value)  # another request may have loaded it meanwhile
             if model is None:
+                self._make_room()
                 if report is not None:
                     report(f"Loading {choice.name} weights…")
-                self._make_room()
                 model = create_model(choice.variant.name, weights=choice.weights, device=DEVICE)
                 self._store(choice.value, model)
             return model
@@ -49,7 +47,11 @@ class ModelCache:
             return self._models.get(value), self._loading.setdefault(value, threading.Lock())
 
     def _make_room(self) -> None:
-        """Evict least recently used models until the one about to load fits within the capacity."""
+        """Evict least recently used models until the one about to load fits within the capacity.
+
+        Evicting before loading rather than after keeps at most `capacity` models in memory at once,
+        which bounds the peak (/compare loads every variant in turn).
+        """
         with self._lock:
             while self._models and len(self._models) >= self.capacity:
                 self._models.popitem(last=False)

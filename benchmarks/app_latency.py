@@ -1,110 +1,185 @@
-"""How fast the app answers, end to end through gradio_client, against two peers measured in this process.
+"""How fast the app answers and starts, against the Gradio floor measured in the same run.
 
-    python benchmarks/app_latency.py [--checkpoint-dir DIR] [--calls 15] [--warmup 3]
+    python benchmarks/app_latency.py [--calls 20] [--rounds 3] [--warmup 3] [--browser-runs 5] [--starts 3]
 
-It starts `python app.py` offline (as the tests do), times how long it takes to serve, then takes
-the median warm latency of /predict and /ablate with the bundled S12 model. The peers put those
-numbers in context: the bare model (decode + preprocess + forward, no web stack) on the same photo,
-and a trivial Gradio endpoint (image in, label out) that costs only Gradio's and the client's own
-overhead. Targets (issue 3): /predict <= 400 ms, /ablate <= 600 ms, start <= 8 s.
+- endpoints: /predict and /ablate of `python app.py` (bundled S12, warm) through gradio_client with
+  download_files=False (a browser fetches the pictures in parallel; the client would fetch them one by
+  one), interleaved call by call with the floor: benchmarks/echo_app.py, the same app answering with
+  outputs computed once at start. app − floor is what our own code costs per request.
+- browser: headless Chromium presses Predict on a fresh visit; time until the fourth stage picture is
+  decoded, app and floor alike.
+- start: `python app.py` until the page answers HTTP 200.
+Targets (issue 8): /predict ≤ floor + 70 ms, /ablate ≤ floor + 130 ms, start ≤ 4.5 s.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
+import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "tests")]  # the app server launcher is shared with the tests
+sys.path[:0] = [str(REPO), str(REPO / "tests")]  # the app launcher and the Chromium flags are shared with the tests
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-import gradio as gr  # noqa: E402
-import torch  # noqa: E402
-from conftest import free_port, running_app  # noqa: E402
+from conftest import BUNDLED_DIR, BUNDLED_MODEL, app_server  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
-from timing import median_ms  # noqa: E402
-
-from poolformer.explorer import checkpoint_dir  # noqa: E402
-from poolformer.preprocess import load_image, preprocess  # noqa: E402
-from poolformer.weights import create_model  # noqa: E402
+from timing import interleaved_ms, p95  # noqa: E402
 
 PHOTO = REPO / "assets" / "examples" / "cat.jpg"
-BUNDLED_MODEL = "s12-imagenette"
-TARGETS_MS = {"/predict": 400, "/ablate": 600}
-START_TARGET_S = 8.0
+ENDPOINT_BUDGET_MS = {"/predict": 70, "/ablate": 130}  # over the floor
+START_TARGET_S = 4.5
 
 
-def bare_model_call(checkpoints: Path) -> Callable[[], object]:
-    """Decode, preprocess and run the bundled model: the work /predict can't avoid."""
-    model = create_model("s12", weights=checkpoints / "poolformer_s12_imagenette.safetensors")
-
-    @torch.inference_mode()
-    def call() -> object:
-        return model.forward_with_stages(preprocess(load_image(PHOTO), model.variant.crop_pct))
-
-    return call
+def say(line: str = "") -> None:
+    print(line, flush=True)
 
 
-def trivial_endpoint_call(downloads: Path) -> Callable[[], object]:
-    """A Gradio app that uploads an image and returns a constant label: pure framework overhead."""
-    with gr.Blocks() as trivial:
-        photo, label = gr.Image(type="filepath"), gr.Label()
-        gr.Button().click(lambda _: {"cat": 1.0}, photo, label, api_name="trivial")
-    port = free_port()
-    trivial.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=str(downloads))
-    return lambda: client.predict(handle_file(PHOTO), api_name="/trivial")
+def folder(parent: Path, name: str) -> Path:
+    """A scratch folder of its own for each server (its log, its Gradio temp files)."""
+    path = parent / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
-def machine() -> str:
-    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    return (
-        f"{platform.platform()} · {platform.processor() or platform.machine()} · {os.cpu_count()} CPUs · "
-        f"torch {torch.__version__} with {torch.get_num_threads()} threads · load average {load}"
+def spread(values: list[float], unit: str, digits: int = 0) -> str:
+    """Median and range of repeated measurements, e.g. '62 ms (58–71 over 3 rounds)'."""
+    middle = statistics.median(values)
+    if len(values) == 1:
+        return f"{middle:.{digits}f} {unit}"
+    return f"{middle:.{digits}f} {unit} ({min(values):.{digits}f}–{max(values):.{digits}f} over {len(values)} rounds)"
+
+
+def verdict(value: float, target: float) -> str:
+    return "meets" if value <= target else "MISSES"
+
+
+@contextmanager
+def app_and_floor(scratch: Path) -> Iterator[tuple[str, str]]:
+    """`python app.py` and the echo app, both serving, both offline with the bundled models."""
+    with (
+        app_server(BUNDLED_DIR, folder(scratch, "app")) as (app_url, _),
+        app_server(BUNDLED_DIR, folder(scratch, "floor"), script="benchmarks/echo_app.py") as (floor_url, _),
+    ):
+        yield app_url, floor_url
+
+
+def endpoint_call(url: str, endpoint: str) -> Callable[[], object]:
+    client = Client(url, verbose=False, download_files=False)
+    return lambda: client.predict(handle_file(PHOTO), BUNDLED_MODEL, api_name=endpoint)
+
+
+def endpoints_section(app_url: str, floor_url: str, calls: int, rounds: int, warmup: int) -> None:
+    """Per endpoint and round: app and floor median and p95 over `calls` interleaved calls, then app − floor."""
+    for endpoint, budget in ENDPOINT_BUDGET_MS.items():
+        calls_by_name = {"app": endpoint_call(app_url, endpoint), "floor": endpoint_call(floor_url, endpoint)}
+        overheads = []
+        for round_number in range(1, rounds + 1):
+            samples = interleaved_ms(calls_by_name, calls, warmup)
+            app_ms, floor_ms = statistics.median(samples["app"]), statistics.median(samples["floor"])
+            overheads.append(app_ms - floor_ms)
+            say(
+                f"  {endpoint:9} round {round_number}: app median {app_ms:4.0f} ms, p95 {p95(samples['app']):4.0f} · "
+                f"floor median {floor_ms:4.0f} ms, p95 {p95(samples['floor']):4.0f} · app − floor {app_ms - floor_ms:+4.0f} ms "
+                f"({calls} calls each)"
+            )
+        say(f"  {endpoint}: floor + {spread(overheads, 'ms')} · target ≤ floor + {budget} ms: {verdict(statistics.median(overheads), budget)}")
+
+
+# Starts timing on the click itself and stops once the fourth stage picture is decoded (polled every frame).
+TIME_CLICK_TO_PICTURE = """() => {
+    window.clickToPicture = undefined;
+    document.querySelector('#predict-button').addEventListener('click', () => {
+        const clicked = performance.now();
+        const poll = () => {
+            const picture = document.querySelector('#stage-4 img');
+            if (picture && picture.complete && picture.naturalWidth > 0) window.clickToPicture = performance.now() - clicked;
+            else requestAnimationFrame(poll);
+        };
+        poll();
+    }, {once: true, capture: true});
+}"""
+
+
+def browser_section(app_url: str, floor_url: str, runs: int) -> None:
+    """A fresh visit per run: load the page, upload the photo, press Predict, wait for the stage-4 picture."""
+    from playwright.sync_api import expect, sync_playwright
+    from test_browser import CHROMIUM, CHROMIUM_FLAGS, upload
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        # Tall enough for all four stage pictures: Gradio loads images lazily, only once in view.
+        context = browser.new_context(viewport={"width": 1400, "height": 2600})
+
+        def click_to_picture(url: str) -> float:
+            page = context.new_page()
+            page.goto(url)
+            expect(page.locator("#status")).to_contain_text("Loaded", timeout=60_000)
+            upload(page, PHOTO)
+            page.evaluate(TIME_CLICK_TO_PICTURE)
+            page.locator("#predict-button").click()
+            page.wait_for_function("() => window.clickToPicture !== undefined", timeout=60_000)
+            elapsed = page.evaluate("() => window.clickToPicture")
+            page.close()
+            return elapsed
+
+        samples: dict[str, list[float]] = {"app": [], "floor": []}
+        click_to_picture(app_url), click_to_picture(floor_url)  # warm-up: the browser caches the page's scripts
+        for run in range(runs):
+            for name, url in (("app", app_url), ("floor", floor_url))[:: 1 if run % 2 == 0 else -1]:
+                samples[name].append(click_to_picture(url))
+        browser.close()
+    app_ms, floor_ms = statistics.median(samples["app"]), statistics.median(samples["floor"])
+    say(
+        f"  Predict pressed → stage-4 picture decoded: app median {app_ms:.0f} ms (p95 {p95(samples['app']):.0f}) · "
+        f"floor median {floor_ms:.0f} ms (p95 {p95(samples['floor']):.0f}) · app − floor {app_ms - floor_ms:+.0f} ms "
+        f"({runs} fresh visits each, headless Chromium)"
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint-dir", type=Path, default=checkpoint_dir(), help="where the bundled checkpoints are")
-    parser.add_argument("--calls", type=int, default=15, help="timed calls per endpoint")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed calls first")
-    args = parser.parse_args()
-    checkpoints = args.checkpoint_dir.resolve()
-
-    print(f"machine: {machine()}")
-    with tempfile.TemporaryDirectory() as scratch:
-        scratch = Path(scratch)
+def start_section(scratch: Path, starts: int) -> None:
+    seconds = []
+    for number in range(starts):
         started = time.perf_counter()
-        with running_app(checkpoints, scratch) as url:
-            start_s = time.perf_counter() - started
-            client = Client(url, verbose=False, download_files=str(scratch))
-            app_ms = {
-                endpoint: median_ms(
-                    lambda endpoint=endpoint: client.predict(handle_file(PHOTO), BUNDLED_MODEL, api_name=endpoint),
-                    args.calls,
-                    args.warmup,
-                )
-                for endpoint in TARGETS_MS
-            }
-        bare_ms = median_ms(bare_model_call(checkpoints), args.calls, args.warmup)
-        trivial_ms = median_ms(trivial_endpoint_call(scratch), args.calls, args.warmup)
+        with app_server(BUNDLED_DIR, folder(scratch, f"start-{number}")):
+            seconds.append(time.perf_counter() - started)
+    say(f"  python app.py → HTTP 200: {spread(seconds, 's', 2)} · target ≤ {START_TARGET_S} s: {verdict(statistics.median(seconds), START_TARGET_S)}")
 
-    print(f"python app.py -> serving: {start_s:.2f} s (target <= {START_TARGET_S:.0f} s)")
-    print(f"peer: bare model (decode + preprocess + forward with stages): {bare_ms:.0f} ms")
-    print(f"peer: trivial Gradio endpoint through gradio_client:          {trivial_ms:.0f} ms")
-    for endpoint, measured in app_ms.items():
-        print(
-            f"{endpoint}: median {measured:.0f} ms over {args.calls} warm calls (target <= {TARGETS_MS[endpoint]} ms) · "
-            f"{measured / bare_ms:.1f}x the bare model · {measured / trivial_ms:.1f}x the trivial endpoint"
-        )
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--calls", type=int, default=20, help="timed calls per endpoint and round, app and floor each")
+    parser.add_argument("--rounds", type=int, default=3, help="repeats of the endpoint measurement, for the spread")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed calls per round first")
+    parser.add_argument("--browser-runs", type=int, default=5, help="fresh visits per server in the browser (0: skip)")
+    parser.add_argument("--starts", type=int, default=3, help="how many times to start python app.py (0: skip)")
+
+
+def run(args: argparse.Namespace, scratch: Path) -> None:
+    """The endpoint, browser and start sections, in that order."""
+    with app_and_floor(scratch) as (app_url, floor_url):
+        say("\napp through gradio_client (download_files=False), bundled S12, warm, against the echo floor:")
+        endpoints_section(app_url, floor_url, args.calls, args.rounds, args.warmup)
+        if args.browser_runs:
+            say("\nbrowser:")
+            browser_section(app_url, floor_url, args.browser_runs)
+    if args.starts:
+        say("\nstart:")
+        start_section(scratch, args.starts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        run(args, Path(scratch))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python benchmarks/app_latency.py [--calls 20] [--rounds 3] [--warmup 3] [--browser-runs 5] [--starts 3]
 
-- endpoints: /predict and /ablate of `python app.py` (bundled S12, warm) through gradio_client with
+- endpoints: /predict and /ablate of `python app.py` (bundled S12, warm; also run with one torch thread) through gradio_client with
   download_files=False (a browser fetches the pictures in parallel; the client would fetch them one by
   one), interleaved call by call with the floor: benchmarks/echo_app.py, the same app answering with
   outputs computed once at start. app − floor is what our own code costs per request.
@@ -62,13 +62,18 @@ def verdict(value: float, target: float) -> str:
 
 
 @contextmanager
-def app_and_floor(scratch: Path) -> Iterator[tuple[str, str]]:
-    """`python app.py` and the echo app, both serving, both offline with the bundled models."""
+def app_and_floor(scratch: Path) -> Iterator[dict[str, str]]:
+    """The URLs of `python app.py` (torch's default threads, and one thread), and of the echo floor.
+
+    All offline with the bundled models. The one-thread app shows what a busy machine does to torch's
+    intra-op parallelism: two threads must both get a core at every operation.
+    """
     with (
         app_server(BUNDLED_DIR, folder(scratch, "app")) as (app_url, _),
+        app_server(BUNDLED_DIR, folder(scratch, "app-1-thread"), extra_env={"OMP_NUM_THREADS": "1"}) as (single_url, _),
         app_server(BUNDLED_DIR, folder(scratch, "floor"), script="benchmarks/echo_app.py") as (floor_url, _),
     ):
-        yield app_url, floor_url
+        yield {"app": app_url, "app, 1 thread": single_url, "floor": floor_url}
 
 
 def endpoint_call(url: str, endpoint: str) -> Callable[[], object]:
@@ -76,21 +81,25 @@ def endpoint_call(url: str, endpoint: str) -> Callable[[], object]:
     return lambda: client.predict(handle_file(PHOTO), BUNDLED_MODEL, api_name=endpoint)
 
 
-def endpoints_section(app_url: str, floor_url: str, calls: int, rounds: int, warmup: int) -> None:
-    """Per endpoint and round: app and floor median and p95 over `calls` interleaved calls, then app − floor."""
+def endpoints_section(urls: dict[str, str], calls: int, rounds: int, warmup: int) -> None:
+    """Per endpoint and round: each server's median and p95 over `calls` interleaved calls, and app − floor."""
     for endpoint, budget in ENDPOINT_BUDGET_MS.items():
-        calls_by_name = {"app": endpoint_call(app_url, endpoint), "floor": endpoint_call(floor_url, endpoint)}
-        overheads = []
+        calls_by_name = {name: endpoint_call(url, endpoint) for name, url in urls.items()}
+        overheads: dict[str, list[float]] = {name: [] for name in urls if name != "floor"}
         for round_number in range(1, rounds + 1):
             samples = interleaved_ms(calls_by_name, calls, warmup)
-            app_ms, floor_ms = statistics.median(samples["app"]), statistics.median(samples["floor"])
-            overheads.append(app_ms - floor_ms)
+            floor_ms = statistics.median(samples["floor"])
+            figures = [f"floor {floor_ms:4.0f} ms (p95 {p95(samples['floor']):4.0f})"]
+            for name in overheads:
+                app_ms = statistics.median(samples[name])
+                overheads[name].append(app_ms - floor_ms)
+                figures.append(f"{name} {app_ms:4.0f} ms (p95 {p95(samples[name]):4.0f}) = floor {app_ms - floor_ms:+4.0f}")
+            say(f"  {endpoint:9} round {round_number}, medians of {calls} calls each: " + " · ".join(figures))
+        for name, values in overheads.items():
             say(
-                f"  {endpoint:9} round {round_number}: app median {app_ms:4.0f} ms, p95 {p95(samples['app']):4.0f} · "
-                f"floor median {floor_ms:4.0f} ms, p95 {p95(samples['floor']):4.0f} · app − floor {app_ms - floor_ms:+4.0f} ms "
-                f"({calls} calls each)"
+                f"  {endpoint} {name}: floor + {spread(values, 'ms')} · target ≤ floor + {budget} ms: "
+                f"{verdict(statistics.median(values), budget)}"
             )
-        say(f"  {endpoint}: floor + {spread(overheads, 'ms')} · target ≤ floor + {budget} ms: {verdict(statistics.median(overheads), budget)}")
 
 
 # Starts timing on the click itself and stops once the fourth stage picture is decoded (polled every frame).
@@ -108,7 +117,7 @@ TIME_CLICK_TO_PICTURE = """() => {
 }"""
 
 
-def browser_section(app_url: str, floor_url: str, runs: int) -> None:
+def browser_section(urls: dict[str, str], runs: int) -> None:
     """A fresh visit per run: load the page, upload the photo, press Predict, wait for the stage-4 picture."""
     from playwright.sync_api import expect, sync_playwright
     from test_browser import CHROMIUM, CHROMIUM_FLAGS, upload
@@ -130,10 +139,12 @@ def browser_section(app_url: str, floor_url: str, runs: int) -> None:
             page.close()
             return elapsed
 
-        samples: dict[str, list[float]] = {"app": [], "floor": []}
-        click_to_picture(app_url), click_to_picture(floor_url)  # warm-up: the browser caches the page's scripts
+        shown = {name: urls[name] for name in ("app", "floor")}
+        samples: dict[str, list[float]] = {name: [] for name in shown}
+        for url in shown.values():
+            click_to_picture(url)  # warm-up: the browser caches the page's scripts
         for run in range(runs):
-            for name, url in (("app", app_url), ("floor", floor_url))[:: 1 if run % 2 == 0 else -1]:
+            for name, url in list(shown.items())[:: 1 if run % 2 == 0 else -1]:
                 samples[name].append(click_to_picture(url))
         browser.close()
     app_ms, floor_ms = statistics.median(samples["app"]), statistics.median(samples["floor"])
@@ -163,12 +174,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, scratch: Path) -> None:
     """The endpoint, browser and start sections, in that order."""
-    with app_and_floor(scratch) as (app_url, floor_url):
+    with app_and_floor(scratch) as urls:
         say("\napp through gradio_client (download_files=False), bundled S12, warm, against the echo floor:")
-        endpoints_section(app_url, floor_url, args.calls, args.rounds, args.warmup)
+        endpoints_section(urls, args.calls, args.rounds, args.warmup)
         if args.browser_runs:
             say("\nbrowser:")
-            browser_section(app_url, floor_url, args.browser_runs)
+            browser_section(urls, args.browser_runs)
     if args.starts:
         say("\nstart:")
         start_section(scratch, args.starts)

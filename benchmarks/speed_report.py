@@ -29,7 +29,7 @@ import app_memory  # noqa: E402
 from app_latency import say  # noqa: E402
 
 SECTIONS = ("model", "app", "memory")
-MODEL_CASES = (("s12", 1), ("s12", 8), ("m36", 1), ("m36", 8))  # issue 8's CPU targets: ours ≤ 0.8× transformers'
+MODEL_CASES = (("s12", 1), ("s12", 8), ("m36", 1), ("m36", 8))  # the adapter's rows: issue 8's CPU targets
 
 
 def machine() -> str:
@@ -45,8 +45,20 @@ def machine() -> str:
     )
 
 
-def model_ratio_rows(runs: int) -> list[str]:
-    """Adapter over model_speed.py's interleaved timer, until its own rows function is merged."""
+def model_section(runs: int) -> None:
+    """Rows from model_speed.py's `model_speed_rows` (perf-model's branch): CPU, then CUDA where present."""
+    import model_speed
+
+    if not hasattr(model_speed, "model_speed_rows"):  # perf-model's function not merged yet
+        for row in model_ratio_rows_adapter(runs):
+            say(f"  {row}")
+        return
+    for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
+        model_speed.model_speed_rows(device, runs=runs, on_row=lambda row: say(f"  {device}: {row.line().strip()}"))
+
+
+def model_ratio_rows_adapter(runs: int) -> list[str]:
+    """CPU rows through model_speed.py's interleaved timer, for a tree without `model_speed_rows` (delete once merged)."""
     from model_speed import paired_medians
     from reference import in_layout, reference_model, save_tensors
 
@@ -63,8 +75,8 @@ def model_ratio_rows(runs: int) -> list[str]:
         with torch.inference_mode():
             ours_s, reference_s = paired_medians([lambda: ours(pixels), lambda: reference(pixels)], runs, device)
         rows.append(
-            f"cpu {variant} batch {batch} fp32: ours {ours_s * 1000:.1f} ms, transformers {reference_s * 1000:.1f} ms, "
-            f"ratio {ours_s / reference_s:.2f}"
+            f"cpu: {variant} batch {batch} fp32: ours {ours_s * 1000:.1f} ms vs transformers {reference_s * 1000:.1f} ms, "
+            f"time ratio {ours_s / reference_s:.2f}"
         )
     return rows
 
@@ -72,7 +84,7 @@ def model_ratio_rows(runs: int) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--skip", nargs="*", default=[], choices=SECTIONS, help="sections to leave out")
-    parser.add_argument("--model-runs", type=int, default=10, help="timed forwards per model measurement")
+    parser.add_argument("--model-runs", type=int, default=20, help="timed forwards per model measurement at batch 1")
     app_latency.add_arguments(parser)
     app_memory.add_arguments(parser)
     args = parser.parse_args()
@@ -83,8 +95,7 @@ def main() -> None:
         scratch = Path(scratch_dir)
         if "model" not in args.skip:
             say("\nmodel: our forward / transformers' forward, same weights, interleaved (< 1: ours is faster)")
-            for row in model_ratio_rows(args.model_runs):
-                say(f"  {row}")
+            model_section(args.model_runs)
         if "app" not in args.skip:
             app_latency.run(args, scratch)
         if "memory" not in args.skip:

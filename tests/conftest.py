@@ -68,7 +68,11 @@ def offline_app_env(checkpoints: Path, scratch: Path, port: int, hf_cache: Path 
 
 @contextmanager
 def app_server(
-    checkpoints: Path, scratch: Path, hf_cache: Path | None = None, script: str = "app.py"
+    checkpoints: Path,
+    scratch: Path,
+    hf_cache: Path | None = None,
+    script: str = "app.py",
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """`python <script>` (the app, or a benchmark's variant of it) on a free port, offline.
 
@@ -80,7 +84,7 @@ def app_server(
         server = subprocess.Popen(
             [sys.executable, script],
             cwd=REPO,
-            env=offline_app_env(checkpoints, scratch, port, hf_cache),
+            env={**offline_app_env(checkpoints, scratch, port, hf_cache), **(extra_env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
         )

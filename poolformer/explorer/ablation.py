@@ -81,7 +81,7 @@ def identity_mixers(stages: Sequence[int]) -> list[str]:
     """Per-stage mixer names with the chosen stages (numbered 1-4) switched to identity."""
     chosen = chosen_stages(stages)
     if not chosen:
-        raise ExplorerError("tick at least one stage whose token mixer should become identity")
+        raise ExplorerError("tick at least one stage whose token mixer should become identity, or pick a pool size other than 3")
     return ["identity" if number in chosen else "pooling" for number in ALL_STAGES]
 
 
@@ -92,19 +92,16 @@ def pooling_mixer(pool_size: int) -> str:
 
 def ablation_mixers(stages: Sequence[int], pool_sizes: Sequence[int] | None = None) -> list[str]:
     """Per stage: identity where chosen, else pooling with that stage's pool size (3, as trained, by default)."""
-    if pool_sizes is None:
-        return identity_mixers(stages)
     try:
-        sizes = [int(size) for size in pool_sizes]
+        sizes = [TRAINED_POOL_SIZE] * NUM_STAGES if pool_sizes is None else [int(size) for size in pool_sizes]
     except (TypeError, ValueError):
-        raise ExplorerError(f"pool sizes must be 3, 5 or 7; got {list(pool_sizes)}") from None
+        raise ExplorerError(f"pool sizes must be 3, 5 or 7; got {list(pool_sizes or [])}") from None
     if len(sizes) != NUM_STAGES or not set(sizes) <= set(POOL_SIZES):
         raise ExplorerError(f"give one pool size per stage ({NUM_STAGES}), each 3, 5 or 7; got {sizes}")
+    if all(size == TRAINED_POOL_SIZE for size in sizes):
+        return identity_mixers(stages)
     chosen = chosen_stages(stages)
-    mixers = ["identity" if number in chosen else pooling_mixer(size) for number, size in zip(ALL_STAGES, sizes)]
-    if all(mixer == "pooling" for mixer in mixers):
-        raise ExplorerError("nothing to ablate: tick a stage for identity or pick a pool size other than 3")
-    return mixers
+    return ["identity" if number in chosen else pooling_mixer(size) for number, size in zip(ALL_STAGES, sizes)]
 
 
 @torch.inference_mode()

@@ -35,7 +35,7 @@ COMPONENT_TOP1: dict[str, float] = {
 # MetaFormer Baselines: the plainest mixers at every model size.
 BASELINE_SIZES = ("s12", "s24", "s36", "m36", "m48")
 BASELINE_TOP1: dict[str, tuple[float, ...]] = {
-    "IdentityFormer (mixer = identity)": (74.6, 78.2, 79.3, 80.0, 80.4),
-    "RandFormer (random token mixing)": (76.6, 78.2, 79.5, 81.2, 81.4),
-    "PoolFormerV2 (pooling)": (78.0, 80.7, 81.6, 82.2, 82.6),
+    "IdentityFormer": (74.6, 78.2, 79.3, 80.0, 80.4),
+    "RandFormer": (76.6, 78.2, 79.5, 81.2, 81.4),
+    "PoolFormerV2": (78.0, 80.7, 81.6, 82.2, 82.6),
 }

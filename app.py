@@ -104,9 +104,10 @@ CSS = """
 .stage-heading p { font-size: 0.95rem; }
 footer { display: none !important; }
 #architecture svg { display: block; margin: 0 auto; }
-#tour-steps .stepper-wrapper { padding: 0 2.5rem; }  /* room for the last step's label */
+#tour-steps .stepper-wrapper { padding: 0 2.5rem 0.6rem; }  /* room for the last step's label */
 """
 
+# Step titles differ from tab names: the steps are buttons with role "tab" too, and tests find tabs by name.
 TOUR_TAB_IDS = {  # tab ids the tour can open; a tour step whose tab is missing just explains
     "predict": "predict",
     "where it looks": "where-it-looks",  # hook: give the "Where it looks" tab id="where-it-looks"
@@ -119,13 +120,13 @@ TOUR_TAB_IDS = {  # tab ids the tour can open; a tour step whose tab is missing 
 TOUR = [
     ("Photo", "Start with a photo: drop one into the **Photo** box on the left, or click an example under it. "
      "The bundled default model knows ten Imagenette classes (church, French horn, parachute, …): try a cathedral.", None),
-    ("Predict", "On the **Predict** tab press **Predict**: the five most likely classes appear, with probabilities.", "predict"),
+    ("Top-5", "On the **Predict** tab press **Predict**: the five most likely classes appear, with probabilities.", "predict"),
     ("Stages", "Below the top-5, each of the **four stages** shows where it responds on your photo (one square "
      "per token, 56 × 56 of them in stage 1 down to 7 × 7 in stage 4), its most active channels, and what "
      "pooling adds to each token.", "predict"),
-    ("Where it looks", "The **Where it looks** tab draws a class-activation map per stage: which parts of the "
+    ("Class maps", "The **Where it looks** tab draws a class-activation map per stage: which parts of the "
      "photo pushed the predicted class up.", "where it looks"),
-    ("What pooling does", "The **What pooling does** tab shows the token mixer as a filter: `pool(x) − x` "
+    ("Pooling as a filter", "The **What pooling does** tab shows the token mixer as a filter: `pool(x) − x` "
      "keeps edges and texture and flattens the rest.", "what pooling does"),
     ("Ablation", "In **Token-mixer ablation**, switch pooling off (identity) in some stages or widen its window "
      "to 5 or 7 (a what-if on weights trained with 3), and see how the prediction moves.", "ablation"),
@@ -442,12 +443,10 @@ def build_app() -> gr.Blocks:
                         gr.Markdown(METAFORMER_INTRO)
                         diagram = gr.HTML(elem_id="architecture", min_height=200)
                         with gr.Row():
-                            with gr.Column():
-                                gr.Markdown(views.paper_mixer_tables(), elem_id="paper-tables")
-                            with gr.Column():
-                                gr.Markdown(views.measured_table(explorer.measured_mixer_runs()), elem_id="measured-table")
-                                gr.Markdown(views.baselines_table(), elem_id="baselines-table")
-                                gr.Markdown(METAFORMER_READING)
+                            gr.Markdown(views.paper_mixer_tables(), elem_id="paper-tables")
+                            gr.Markdown(views.measured_table(explorer.measured_mixer_runs()), elem_id="measured-table")
+                        gr.Markdown(views.baselines_table(), elem_id="baselines-table")
+                        gr.Markdown(METAFORMER_READING)
                     with gr.Tab("About", id="about"):
                         gr.Markdown(ABOUT)
 
@@ -471,6 +470,7 @@ def build_app() -> gr.Blocks:
             [diagram],
             api_name="architecture",
             preprocess=False,
+            trigger_mode="always_last",  # a photo dropped while the first diagram is drawing still gets its own
         )
         wire_tour(guide, tabs, {tab.id for tab in tabs.children if isinstance(tab, gr.Tab)})
         app.load(lambda seen: gr.Accordion(open=not seen), [guide.seen], [guide.panel], queue=False, api_visibility="private")

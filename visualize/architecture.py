@@ -245,7 +245,7 @@ def block_row(architecture: Architecture, top: float) -> str:
 
 def mixer_note(mixer: str) -> str:
     if mixer == "identity":
-        return "identity, so tokens never exchange information inside a block — only the downsampling convs mix neighbours."
+        return "identity, so tokens never exchange information inside a block — only the stem and downsampling convs mix neighbours."
     size = mixer.removeprefix("pooling").lstrip("-") or "3"
     return f"each token becomes the mean of its {size}×{size} neighbourhood minus itself (the add puts x back), with no weights at all."
 

@@ -107,31 +107,63 @@ footer { display: none !important; }
 #tour-steps .stepper-wrapper { padding: 0 2.5rem 0.6rem; }  /* room for the last step's label */
 """
 
-# Step titles differ from tab names: the steps are buttons with role "tab" too, and tests find tabs by name.
-TOUR_TAB_IDS = {  # tab ids the tour can open; a tour step whose tab is missing just explains
-    "predict": "predict",
-    "where it looks": "where-it-looks",  # hook: give the "Where it looks" tab id="where-it-looks"
-    "what pooling does": "what-pooling-does",  # hook: give the "What pooling does" tab id="what-pooling-does"
-    "ablation": "ablation",
-    "metaformer": "metaformer",
-}
-# (step title, what to do there, the tab it opens): photo → predict → stages → where it looks →
-# what pooling does → ablation → architecture.
+
+
+@dataclass(frozen=True)
+class TourStep:
+    """One step of the guided tour: its title, what to do, and the id of the tab it opens (None: stay)."""
+
+    title: str  # unlike the tab names: steps are role="tab" buttons too, and tests find tabs by name
+    text: str
+    tab: str | None
+
+
+# photo → predict → stages → where it looks → what pooling does → ablation → architecture. A step whose
+# tab id is not on the page only explains. Hook for the "Where it looks" and "What pooling does" views:
+# give their tabs id="where-it-looks" and id="what-pooling-does" and the tour opens them.
 TOUR = [
-    ("Photo", "Start with a photo: drop one into the **Photo** box on the left, or click an example under it. "
-     "The bundled default model knows ten Imagenette classes (church, French horn, parachute, …): try a cathedral.", None),
-    ("Top-5", "On the **Predict** tab press **Predict**: the five most likely classes appear, with probabilities.", "predict"),
-    ("Stages", "Below the top-5, each of the **four stages** shows where it responds on your photo (one square "
-     "per token, 56 × 56 of them in stage 1 down to 7 × 7 in stage 4), its most active channels, and what "
-     "pooling adds to each token.", "predict"),
-    ("Class maps", "The **Where it looks** tab draws a class-activation map per stage: which parts of the "
-     "photo pushed the predicted class up.", "where it looks"),
-    ("Pooling as a filter", "The **What pooling does** tab shows the token mixer as a filter: `pool(x) − x` "
-     "keeps edges and texture and flattens the rest.", "what pooling does"),
-    ("Ablation", "In **Token-mixer ablation**, switch pooling off (identity) in some stages or widen its window "
-     "to 5 or 7 (a what-if on weights trained with 3), and see how the prediction moves.", "ablation"),
-    ("Architecture", "The **MetaFormer** tab draws the whole network with your photo's tensor shapes, beside "
-     "the paper's ablations and our own measurement. Enjoy exploring!", "metaformer"),
+    TourStep(
+        "Photo",
+        "Start with a photo: drop one into the **Photo** box on the left, or click an example under it. The bundled "
+        "default model knows ten Imagenette classes (church, French horn, parachute, …): try a cathedral.",
+        None,
+    ),
+    TourStep(
+        "Top-5",
+        "On the **Predict** tab press **Predict**: the five most likely classes appear, with probabilities.",
+        "predict",
+    ),
+    TourStep(
+        "Stages",
+        "Below the top-5, each of the **four stages** shows where it responds on your photo (one square per token, "
+        "56 × 56 of them in stage 1 down to 7 × 7 in stage 4), its most active channels, and what pooling adds to "
+        "each token.",
+        "predict",
+    ),
+    TourStep(
+        "Class maps",
+        "The **Where it looks** tab draws a class-activation map per stage: which parts of the photo pushed the "
+        "predicted class up.",
+        "where-it-looks",
+    ),
+    TourStep(
+        "Pooling as a filter",
+        "The **What pooling does** tab shows the token mixer as a filter: `pool(x) − x` keeps edges and texture "
+        "and flattens the rest.",
+        "what-pooling-does",
+    ),
+    TourStep(
+        "Ablation",
+        "In **Token-mixer ablation**, switch pooling off (identity) in some stages or widen its window to 5 or 7 "
+        "(a what-if on weights trained with 3), and see how the prediction moves.",
+        "ablation",
+    ),
+    TourStep(
+        "Architecture",
+        "The **MetaFormer** tab draws the whole network with your photo's tensor shapes, beside the paper's "
+        "ablations and our own measurement. Enjoy exploring!",
+        "metaformer",
+    ),
 ]
 
 
@@ -283,12 +315,12 @@ def tour_layout() -> Tour:
     """A short walkthrough in a panel that opens by itself for a first-time visitor."""
     seen = gr.BrowserState(False, storage_key="poolformer-explorer-tour-seen")
     steps = []
-    with gr.Accordion("New here? A short tour in 7 steps", open=False, elem_id="tour") as panel:
+    with gr.Accordion(f"New here? A short tour in {len(TOUR)} steps", open=False, elem_id="tour") as panel:
         with gr.Walkthrough(selected=0, elem_id="tour-steps") as walkthrough:
-            for index, (title, text, _) in enumerate(TOUR):
+            for index, tour_step in enumerate(TOUR):
                 last = index == len(TOUR) - 1
-                with gr.Step(title, id=index, elem_id=f"tour-step-{index + 1}") as step:
-                    gr.Markdown(text)
+                with gr.Step(tour_step.title, id=index, elem_id=f"tour-step-{index + 1}") as step:
+                    gr.Markdown(tour_step.text)
                     with gr.Row():
                         advance = gr.Button("Finish" if last else "Next →", variant="primary", size="sm", scale=0,
                                             min_width=110, elem_id=f"tour-next-{index + 1}")
@@ -302,8 +334,7 @@ def wire_tour(tour: Tour, tabs: gr.Tabs, tab_ids: set[str]) -> None:
     """Next moves the tour on and opens the next step's tab (when the layout has it); Finish or Skip closes it for good."""
 
     def tab_of(index: int) -> str | None:
-        target = TOUR_TAB_IDS.get(TOUR[index][2] or "")
-        return target if target in tab_ids else None
+        return TOUR[index].tab if TOUR[index].tab in tab_ids else None
 
     def close() -> tuple[gr.Accordion, bool]:
         return gr.Accordion(open=False), True

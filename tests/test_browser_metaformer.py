@@ -3,6 +3,8 @@
 Uses test_browser.py's browser and page fixtures (one fresh visitor per test, so the tour opens by itself).
 """
 
+# ruff: noqa: F811  (the fixtures imported from test_browser are parameters of the tests)
+
 from __future__ import annotations
 
 from pathlib import Path

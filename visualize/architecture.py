@@ -10,6 +10,7 @@ import base64
 import io
 from collections.abc import Sequence
 from html import escape
+from itertools import pairwise
 
 from PIL import Image
 
@@ -87,7 +88,7 @@ def picture(x: float, y: float, size: float, source: Image.Image) -> str:
 
 
 def stage_box(x: float, y: float, width: float, height: float, stage: StageTrace, architecture: Architecture) -> str:
-    _, channels, rows, columns = stage.output_shape
+    _, _, rows, columns = stage.output_shape
     centre = x + width / 2
     colour = mixer_colour(stage.token_mixer)
     thumb_x, thumb_y = centre - THUMB / 2, y + 78
@@ -220,7 +221,7 @@ def block_row(architecture: Architecture, top: float) -> str:
         parts.append(box(x, y, width, height, fill=fill, stroke=fill if fill != ADD_FILL else LINE))
         parts.append(text(x + width / 2, middle - 4, label, size=13, weight="bold", colour=ink))
         parts.append(text(x + width / 2, middle + 14, sublabel, size=10.5, colour=ink, family=MONO if label in ("x", "out") else FONT))
-    for (x, width), (next_x, _) in zip(centres, centres[1:]):
+    for (x, width), (next_x, _) in pairwise(centres):
         parts.append(arrow(x + width + 1, middle, next_x - 1, middle))
     # The residual paths: the block's input skips the mixer branch, the sum skips the MLP branch.
     first_skip_from = centres[0][0] + centres[0][1] - 20

@@ -9,8 +9,16 @@ from __future__ import annotations
 import pandas as pd
 from PIL import Image
 
-from poolformer.explorer import PAPER_S12_TOP1, TRAINED_POOL_SIZE, Ablation, Comparison, MeasuredRun, ModelChoice, StageView
-from poolformer.explorer import paper
+from poolformer.explorer import (
+    PAPER_S12_TOP1,
+    TRAINED_POOL_SIZE,
+    Ablation,
+    Comparison,
+    MeasuredRun,
+    ModelChoice,
+    StageView,
+    paper,
+)
 from poolformer.model import VARIANTS
 from visualize.charts import ablation_chart
 from visualize.maps import PHOTO_SIZE, channel_grid, overlay, titled_row
@@ -235,11 +243,15 @@ def baselines_table() -> str:
     rows = [[name, *values] for name, values in paper.BASELINE_TOP1.items()]
     return "\n\n".join(
         [
-            "**At every size, even without a mixer** (ImageNet top-1; IdentityFormer: no mixing, "
-            "RandFormer: a fixed random mixing matrix, PoolFormerV2: pooling)",
+            (
+                "**At every size, even without a mixer** (ImageNet top-1; IdentityFormer: no mixing, "
+                "RandFormer: a fixed random mixing matrix, PoolFormerV2: pooling)"
+            ),
             markdown_table(header, rows),
-            f"Source: {paper.BASELINES_PAPER} ([arXiv]({paper.BASELINES_URL})); these use that paper's updated block and "
-            "training recipe, which is why its pooling row sits a little above the original PoolFormers.",
+            (
+                f"Source: {paper.BASELINES_PAPER} ([arXiv]({paper.BASELINES_URL})); these use that paper's updated "
+                "block and training recipe, which is why its pooling row sits a little above the original PoolFormers."
+            ),
         ]
     )
 

@@ -13,7 +13,16 @@ from PIL import Image
 
 from poolformer.explorer.cache import MODELS
 from poolformer.explorer.catalogue import ModelChoice, find_choice, model_choices
-from poolformer.explorer.common import ALL_STAGES, LoadReporter, PhotoSource, energy, input_photo, model_input, photo_from, top_k
+from poolformer.explorer.common import (
+    ALL_STAGES,
+    LoadReporter,
+    PhotoSource,
+    energy,
+    input_photo,
+    model_input,
+    photo_from,
+    top_k,
+)
 from poolformer.model import NUM_STAGES, VARIANTS, PoolFormer
 from poolformer.preprocess import INPUT_SIZE
 from poolformer.weights import WeightsError

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -40,6 +41,16 @@ def rewrite_metadata(path: Path, updates: dict[str, str], out: Path | None = Non
 def read_metadata(path: Path) -> dict[str, str]:
     with safe_open(str(path), framework="pt") as checkpoint:
         return dict(checkpoint.metadata() or {})
+
+
+def seed_of(metadata: dict[str, str]) -> int:
+    """The training seed; checkpoints from before the `seed` key record it only at the end of their recipe."""
+    if "seed" in metadata:
+        return int(metadata["seed"])
+    match = re.search(r"\bseed (\d+)", metadata.get("recipe", ""))
+    if match is None:
+        raise ValueError("the checkpoint records no training seed")
+    return int(match.group(1))
 
 
 # ----------------------------------------------------------------------------- launching
@@ -142,7 +153,7 @@ def summarize(finalized: Sequence[Path]) -> dict:
     top1: dict[str, dict[int, float]] = {}
     for path in finalized:
         metadata = read_metadata(path)
-        top1.setdefault(metadata["token_mixer"], {})[int(metadata["seed"])] = float(metadata["val_top1"])
+        top1.setdefault(metadata["token_mixer"], {})[seed_of(metadata)] = float(metadata["val_top1"])
     result = summary(top1)
     for path in finalized:
         rewrite_metadata(path, {SUMMARY_KEY: json.dumps(result)})

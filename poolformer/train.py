@@ -29,7 +29,7 @@ from safetensors.torch import save_file
 
 from poolformer.model import VARIANTS, PoolFormer
 from poolformer.preprocess import IMAGENET_MEAN, IMAGENET_STD
-from poolformer.seeds import launch, read_metadata, rewrite_metadata, summarize, summary_table
+from poolformer.seeds import launch, read_metadata, rewrite_metadata, seed_of, summarize, summary_table
 
 # ----------------------------------------------------------------------------- packing
 
@@ -435,12 +435,12 @@ def main(argv: list[str] | None = None) -> int:
         finalized = []
         for checkpoint in args.checkpoints:
             metadata = read_metadata(checkpoint)
-            out = args.out_dir / f"{metadata['token_mixer']}-seed{metadata['seed']}.safetensors"
+            out = args.out_dir / f"{metadata['token_mixer']}-seed{seed_of(metadata)}.safetensors"
             finalize(checkpoint, args.val, out)
             finalized.append(out)
         print(summary_table(summarize(finalized)))
         print(f"ship (seed {args.ship_seed}, fixed rule): "
-              + ", ".join(str(p) for p in finalized if read_metadata(p)["seed"] == str(args.ship_seed)))
+              + ", ".join(str(p) for p in finalized if seed_of(read_metadata(p)) == args.ship_seed))
     else:
         fit(args)
     return 0

@@ -2,7 +2,7 @@
 
 One seed says little on a 3,925-image val split (seed-to-seed spread is about half a point), so the
 bundled ablation is trained with several seeds per mixer:
-  seeds      — run `train fit` once per seed, one process per visible GPU (one after another on CPU);
+  seeds      — run `train fit` once per mixer and seed, one process per visible GPU (one after another on CPU);
   summarize  — measure every run on val with the app's own CPU preprocessing, then write the per-seed
                figures into each checkpoint, so the app can show the spread beside the paper's numbers.
 """
@@ -56,39 +56,39 @@ def seed_of(metadata: dict[str, str]) -> int:
 # ----------------------------------------------------------------------------- launching
 
 
-def launch(seeds: Sequence[int], out_dir: Path, fit_args: Sequence[str]) -> int:
-    """Train one checkpoint per seed, `out_dir/seed<S>.safetensors`, keeping every visible GPU busy.
+def launch(seeds: Sequence[int], mixers: Sequence[str], out_dir: Path, fit_args: Sequence[str]) -> int:
+    """Train `out_dir/<mixer>-seed<S>.safetensors` for every mixer and seed, keeping every visible GPU busy.
 
     Each run is an ordinary `train fit` in its own process (pinned to one GPU), so a single-GPU run and
     a run in a batch of seeds are the same program; the logs go beside the checkpoints.
     """
     gpus = list(range(torch.cuda.device_count())) or [None]
     out_dir.mkdir(parents=True, exist_ok=True)
-    pending, running, failed = list(seeds), {}, []
+    pending = [(mixer, seed) for seed in seeds for mixer in mixers]  # a pair of mixers finishes together
+    running: dict[tuple[str, int], tuple[int | None, subprocess.Popen]] = {}
+    failed = []
     started = time.perf_counter()
     while pending or running:
         while pending and len(running) < len(gpus):
-            seed = pending.pop(0)
-            gpu = next(g for g in gpus if g not in {g for g, _ in running.values()})
-            env = dict(os.environ)
-            if gpu is not None:
-                env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+            mixer, seed = pending.pop(0)
+            gpu = next(g for g in gpus if g not in {busy for busy, _ in running.values()})
+            env = dict(os.environ, **({"CUDA_VISIBLE_DEVICES": str(gpu)} if gpu is not None else {}))
+            name = f"{mixer}-seed{seed}"
             command = [
                 sys.executable, "-m", "poolformer", "train", "fit", *fit_args,
-                "--seed", str(seed), "--out", str(out_dir / f"seed{seed}.safetensors"),
+                "--mixer", mixer, "--seed", str(seed), "--out", str(out_dir / f"{name}.safetensors"),
             ]  # fmt: skip
-            log = (out_dir / f"seed{seed}.train.log").open("w")
-            print(f"seed {seed}: started on {'GPU ' + str(gpu) if gpu is not None else 'CPU'}", flush=True)
-            running[seed] = (gpu, (subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env), log))
+            with (out_dir / f"{name}.train.log").open("w") as log:
+                running[(mixer, seed)] = (gpu, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env))
+            print(f"{name}: started on {'GPU ' + str(gpu) if gpu is not None else 'CPU'}", flush=True)
         time.sleep(0.5)
-        for seed, (gpu, (process, log)) in list(running.items()):
+        for (mixer, seed), (_, process) in list(running.items()):
             if process.poll() is not None:
-                log.close()
-                del running[seed]
+                del running[(mixer, seed)]
                 status = "done" if process.returncode == 0 else f"FAILED (exit {process.returncode})"
-                print(f"seed {seed}: {status} after {time.perf_counter() - started:.0f}s", flush=True)
+                print(f"{mixer}-seed{seed}: {status} after {time.perf_counter() - started:.0f}s", flush=True)
                 if process.returncode != 0:
-                    failed.append(seed)
+                    failed.append((mixer, seed))
     return 1 if failed else 0
 
 

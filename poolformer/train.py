@@ -403,10 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
     fit_cmd.add_argument("--final-epochs", type=int, default=0)
     fit_cmd.add_argument("--no-compile", dest="compile", action="store_false")
 
-    seeds_cmd = commands.add_parser("seeds", help="run fit once per seed, one process per GPU")
+    seeds_cmd = commands.add_parser("seeds", help="run fit once per mixer and seed, one process per GPU")
     seeds_cmd.add_argument("--seeds", type=int, nargs="+", required=True)
-    seeds_cmd.add_argument("--out-dir", type=Path, required=True, help="gets seed<S>.safetensors and its log")
-    seeds_cmd.add_argument("fit_args", nargs=argparse.REMAINDER, help="-- then the fit options (no --seed/--out)")
+    seeds_cmd.add_argument("--mixers", nargs="+", default=["pooling", "identity"], choices=["pooling", "identity"])
+    seeds_cmd.add_argument("--out-dir", type=Path, required=True, help="gets <mixer>-seed<S>.safetensors and logs")
+    seeds_cmd.add_argument("fit_args", nargs=argparse.REMAINDER, help="-- then the fit options (no --mixer/--seed/--out)")
 
     summarize_cmd = commands.add_parser("summarize", help="finalize every seed's checkpoint and record mean ± sd")
     summarize_cmd.add_argument("checkpoints", type=Path, nargs="+", help="fp16 files written by fit (any mixers)")
@@ -430,7 +431,7 @@ def main(argv: list[str] | None = None) -> int:
         finalize(args.checkpoint, args.val, args.out)
     elif args.command == "seeds":
         fit_args = args.fit_args[1:] if args.fit_args[:1] == ["--"] else args.fit_args
-        return launch(args.seeds, args.out_dir, fit_args)
+        return launch(args.seeds, args.mixers, args.out_dir, fit_args)
     elif args.command == "summarize":
         finalized = []
         for checkpoint in args.checkpoints:

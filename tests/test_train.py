@@ -101,15 +101,15 @@ def test_welch_interval_matches_textbook_quantiles() -> None:
 def test_seeds_then_summarize_record_every_seed_and_the_app_text_shows_them(
     colour_dataset: Path, tmp_path: Path
 ) -> None:
-    """Two seeds per mixer (one after another on CPU), then the per-seed figures land in every checkpoint."""
+    """Two seeds of each mixer (one after another on CPU), then the per-seed figures land in every checkpoint."""
     packed = tmp_path / "train.safetensors"
     assert train_main(["pack", str(colour_dataset), str(packed), "--size", "40"]) == 0
     fit_args = ["--data", str(packed), "--epochs", "1", "--warmup-epochs", "1", "--batch-size", "8", "--size", "32", "--no-compile"]
-    raw = []
-    for mixer in ("pooling", "identity"):
-        assert train_main(["seeds", "--seeds", "0", "1", "--out-dir", str(tmp_path / mixer), "--", *fit_args, "--mixer", mixer]) == 0
-        raw += [tmp_path / mixer / f"seed{seed}.safetensors" for seed in (0, 1)]
-        assert "epoch   1/1" in (tmp_path / mixer / "seed1.train.log").read_text()
+    runs = tmp_path / "runs"
+    assert train_main(["seeds", "--seeds", "0", "1", "--out-dir", str(runs), "--", *fit_args]) == 0
+    raw = sorted(runs.glob("*.safetensors"))
+    assert [path.name for path in raw] == [f"{m}-seed{s}.safetensors" for m in ("identity", "pooling") for s in (0, 1)]
+    assert "epoch   1/1" in (runs / "identity-seed1.train.log").read_text()
     final = tmp_path / "final"
     assert train_main(["summarize", *map(str, raw), "--val", str(colour_dataset), "--out-dir", str(final)]) == 0
 

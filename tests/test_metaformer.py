@@ -16,7 +16,7 @@ from safetensors import safe_open
 from torch import nn
 
 from poolformer import VARIANTS, PoolFormer, create_model
-from poolformer.explorer import ExplorerError, ablate, measured_mixer_runs, trace
+from poolformer.explorer import ExplorerError, MeasuredRun, ablate, measured_mixer_runs, trace
 from poolformer.explorer.ablation import ablation_mixers
 from poolformer.model import TOKEN_MIXERS
 from poolformer.preprocess import load_image, preprocess
@@ -150,3 +150,16 @@ def test_our_result_is_read_from_the_bundled_checkpoints() -> None:
     rows = table_rows(views.measured_table(measured_mixer_runs()))
     assert [row[1:] for row in rows[1:]] == [["pooling", f"{pooling:.2f}"], ["identity", f"{identity:.2f}"]]
     assert f"**{pooling - identity:.2f} points**" in views.measured_table(measured_mixer_runs())
+
+
+def test_our_result_shows_the_spread_over_seeds_when_recorded() -> None:
+    """Checkpoints finalised by `train seeds summarize` carry mean ± sd per mixer and the gap's interval."""
+    summary = {
+        "pooling": {"top1": {"0": 0.91, "1": 0.905}, "mean": 0.9075, "sd": 0.0035},
+        "identity": {"top1": {"0": 0.895, "1": 0.89}, "mean": 0.8925, "sd": 0.0035},
+        "gap": {"mean": 0.015, "ci95": [0.005, 0.025]},
+    }
+    runs = [MeasuredRun("P", "pooling", "imagenette2", 0.91, summary), MeasuredRun("I", "identity", "imagenette2", 0.895, summary)]
+    text = views.measured_table(runs)
+    assert [row[2] for row in table_rows(text)[1:]] == ["90.75 ± 0.35 (2 seeds)", "89.25 ± 0.35 (2 seeds)"]
+    assert "**1.50 points** on average over seeds (95 % interval +0.50 to +2.50)" in text

@@ -25,6 +25,7 @@ from poolformer.explorer.common import (
 )
 from poolformer.model import NUM_STAGES, VARIANTS, PoolFormer
 from poolformer.preprocess import INPUT_SIZE
+from poolformer.seeds import SUMMARY_KEY
 from poolformer.weights import WeightsError
 
 Shape = tuple[int, ...]
@@ -128,13 +129,20 @@ class MeasuredRun:
     name: str
     token_mixer: str
     dataset: str
-    val_top1: float  # fraction
+    val_top1: float  # fraction, this checkpoint's own
+    seed_summary: dict  # per mixer mean ± sd over seeds and the gap's 95 % interval, when several seeds were trained
 
 
 def measured_mixer_runs() -> list[MeasuredRun]:
     """Our pooling-vs-identity result: every bundled checkpoint that recorded its val accuracy."""
     return [
-        MeasuredRun(choice.name, choice.token_mixer, choice.metadata.get("dataset", "its own"), float(choice.metadata["val_top1"]))
+        MeasuredRun(
+            name=choice.name,
+            token_mixer=choice.token_mixer,
+            dataset=choice.metadata.get("dataset", "its own"),
+            val_top1=float(choice.metadata["val_top1"]),
+            seed_summary=json.loads(choice.metadata.get(SUMMARY_KEY, "{}")),
+        )
         for choice in model_choices()
         if choice.bundled and "val_top1" in choice.metadata
     ]

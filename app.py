@@ -395,7 +395,12 @@ def build_app() -> gr.Blocks:
                             "chosen stages replaced by the identity (tokens are no longer mixed) — or, in the stages "
                             "that keep pooling, with a wider pooling window."
                         )
-                        stages = gr.CheckboxGroup(STAGE_CHOICES, value=list(explorer.ALL_STAGES), label="Swap pooling → identity in")
+                        stages = gr.CheckboxGroup(
+                            STAGE_CHOICES,
+                            value=list(explorer.ALL_STAGES),
+                            label="Swap pooling → identity in",
+                            elem_id="identity-stages",
+                        )
                         gr.Markdown(
                             "**Pool size** in the stages that keep pooling. The weights were trained with 3 × 3, so "
                             "5 × 5 and 7 × 7 are a *what-if* on those weights, not a retrained model (the paper trained "

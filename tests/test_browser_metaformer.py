@@ -69,6 +69,22 @@ def test_compare_tab_plots_accuracy_against_latency(page: Page, checkpoint_dir: 
     screenshot(page, "tab-compare-plot")
 
 
+def test_ablation_runs_a_what_if_pool_size(page: Page) -> None:
+    """Untick stages 1-3 (they keep pooling), widen stage 1's pool to 7 × 7, keep identity in stage 4."""
+    upload(page, CAT)
+    selected_tab(page, "Token-mixer ablation").click()
+    stage_1_sizes = page.locator("#pool-size-1")
+    expect(stage_1_sizes.get_by_label("7 × 7 (what-if)")).to_be_disabled()  # stage 1 starts as identity
+    for number in (1, 2, 3):
+        page.locator("#identity-stages").get_by_label(f"Stage {number}", exact=True).uncheck()
+    expect(stage_1_sizes.get_by_label("7 × 7 (what-if)")).to_be_enabled(timeout=OUTPUT_TIMEOUT_MS)
+    stage_1_sizes.get_by_label("7 × 7 (what-if)").check()
+    page.locator("#ablate-button").click()
+    expect(page.get_by_text("Pool window widened in stage 1: 7 × 7")).to_be_visible(timeout=OUTPUT_TIMEOUT_MS)
+    expect(page.get_by_text("Pooling replaced by identity in stage(s) 4 ")).to_be_visible()
+    screenshot(page, "tab-ablation-pool-sizes")
+
+
 def do_what_the_step_says(page: Page, title: str) -> None:
     """Follow the tour like a visitor: pick a photo, predict, run the ablation; other steps are to read."""
     if title == "Photo":
@@ -94,7 +110,13 @@ def test_tour_walks_a_first_time_visitor_through_every_view(page: Page) -> None:
             expect(selected_tab(page, tab)).to_have_attribute("aria-selected", "true")
         do_what_the_step_says(page, title)
         screenshot(page, f"tour-step-{number}")
-        page.locator(f"#tour-next-{number}").click()
+        if number < len(TOUR):
+            page.locator(f"#tour-next-{number}").click()
+    page.locator("#tour-step-6-button").click()  # going back to a step opens its tab again
+    expect(selected_tab(page, "Token-mixer ablation")).to_have_attribute("aria-selected", "true")
+    page.locator("#tour-next-6").click()
+    expect(selected_tab(page, "MetaFormer")).to_have_attribute("aria-selected", "true")
+    page.locator(f"#tour-next-{len(TOUR)}").click()
     expect(page.locator("#tour-steps")).to_be_hidden()  # Finish closes it...
     page.reload()
     expect(page.locator("#status")).to_contain_text("Loaded", timeout=OUTPUT_TIMEOUT_MS)

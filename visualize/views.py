@@ -72,7 +72,7 @@ def ablation_summary(ablation: Ablation) -> str:
     """The measured differences, then what the paper found, so the numbers have a yardstick."""
     cosines = " | ".join(f"{value:.3f}" for value in ablation.stage_cosine)
     agreement = "**yes**, same top-1 class" if ablation.top1_agrees else "**no**, the top-1 class changes"
-    lines = [*what_changed(ablation), ""]
+    lines = ["\n\n".join(what_changed(ablation)), ""]
     lines += [
         "| | stage 1 | stage 2 | stage 3 | stage 4 |",
         "|---|---|---|---|---|",

@@ -69,6 +69,14 @@ GroupNorm over all channels and positions, `mlp` a 1 × 1-conv MLP with 4× expa
 Example photos are public domain or CC0 (see `assets/examples/LICENSES.md`). Running on **{explorer.DEVICE.type}**.
 """
 
+MIXER_INTRO = """
+PoolFormer's token mixer is `pool(x) − x`: each token becomes the average of its 3 × 3 neighbourhood minus
+itself. That is a **fixed convolution** — the same 3 × 3 weights for every channel, nothing learnt — and since
+its weights sum to zero it is a **high-pass filter**: it ignores what a token shares with its neighbours and
+passes on how it differs from them. Below, the filter runs on the photo's colours (drag the slider) and, beside
+it, on the features of the model's first stage.
+"""
+
 # System fonts only: the theme's default Google Fonts can't load on an offline machine.
 THEME = gr.themes.Soft(
     primary_hue="indigo",
@@ -113,11 +121,20 @@ def reporter(progress: gr.Progress) -> explorer.LoadReporter:
 # --- outputs of each action, in the order of the components they fill ----------------------------
 
 
-def predict_outputs(prediction: explorer.Prediction) -> list[Any]:
+def predict_outputs(prediction: explorer.Prediction, colour_scale: str = views.DEFAULT_COLOUR_SCALE) -> list[Any]:
+    """Top-5, heading and picture per stage, status; last the prediction itself, kept per visitor (gr.State)."""
     outputs: list[Any] = [prediction.top5]
-    for stage in prediction.stages:
-        outputs += [views.stage_heading(stage), views.stage_picture(prediction.photo, stage)]
-    return outputs + [prediction.status]
+    for stage, picture in zip(prediction.stages, views.stage_pictures(prediction.photo, prediction.stages, colour_scale)):
+        outputs += [views.stage_heading(stage), picture]
+    return outputs + [prediction.status, prediction]
+
+
+def filter_outputs(result: explorer.MixerFilter) -> list[Any]:
+    return [views.filter_pictures(result), views.stage1_pooling_picture(result), views.filter_caption(result)]
+
+
+def token_outputs(token: explorer.Token) -> list[Any]:
+    return [views.token_picture(token), views.token_summary(token)]
 
 
 def ablate_outputs(ablation: explorer.Ablation) -> list[Any]:
@@ -139,8 +156,57 @@ def compare_outputs(rows: list[explorer.Comparison]) -> list[Any]:
 
 
 @friendly_errors
-def run_predict(photo: dict[str, Any] | None, model: str, progress: gr.Progress = gr.Progress()) -> list[Any]:
-    return predict_outputs(explorer.predict(uploaded_photo(photo), model, reporter(progress)))
+def run_predict(
+    photo: dict[str, Any] | None,
+    model: str,
+    colour_scale: str = views.DEFAULT_COLOUR_SCALE,
+    progress: gr.Progress = gr.Progress(),
+) -> list[Any]:
+    prediction = explorer.predict(uploaded_photo(photo), model, reporter(progress))
+    return predict_outputs(prediction, colour_scale or views.DEFAULT_COLOUR_SCALE)
+
+
+@friendly_errors
+def redraw_stages(prediction: explorer.Prediction | None, colour_scale: str) -> list[Any]:
+    """Switching the colour scale re-draws the visitor's last prediction; nothing to do before the first."""
+    if prediction is None:
+        return [gr.skip()] * len(explorer.ALL_STAGES)
+    return views.stage_pictures(prediction.photo, prediction.stages, colour_scale)
+
+
+@friendly_errors
+def run_filter(photo: dict[str, Any] | None, model: str, progress: gr.Progress = gr.Progress()) -> list[Any]:
+    return filter_outputs(explorer.filter_photo(uploaded_photo(photo), model, reporter(progress)))
+
+
+@friendly_errors
+def run_token(
+    photo: dict[str, Any] | None,
+    model: str,
+    stage: int,
+    row: int,
+    column: int,
+    progress: gr.Progress = gr.Progress(),
+) -> list[Any]:
+    return token_outputs(explorer.inspect_token(uploaded_photo(photo), model, stage, row, column, reporter(progress)))
+
+
+def token_picker(number: int) -> Callable[..., tuple[int, int, int]]:
+    """The click handler of stage `number`'s picture: which token (stage, row, column) the click points at."""
+
+    def pick(prediction: explorer.Prediction | None, evt: gr.SelectData) -> tuple[int, int, int]:
+        if prediction is None:
+            raise gr.Error("press Predict first, then click a token on a stage map", print_exception=False)
+        _, height, width = prediction.stages[number - 1].shape
+        cell = views.stage_cell_at(*evt.index, (height, width))
+        if cell is None:
+            raise gr.Error(
+                "that is not on a map: click the activation-energy map (left) or the pooling map (right)",
+                print_exception=False,
+            )
+        return number, *cell
+
+    return pick
 
 
 @friendly_errors
@@ -173,12 +239,29 @@ def warm_up(model: str) -> None:
     """Load the default model and draw every view once, so the first visitor doesn't wait for it."""
     try:
         predict_outputs(explorer.predict(EXAMPLES[0], model))
+        filter_outputs(explorer.filter_photo(EXAMPLES[0], model))
         ablate_outputs(explorer.ablate(EXAMPLES[0], model))
     except (WeightsError, explorer.ExplorerError) as error:
         print(f"warm-up skipped: {error}")
 
 
 # --- the page ---------------------------------------------------------------------------------------
+
+
+def token_inspector() -> tuple[list[gr.components.Component], gr.Button, list[gr.components.Component]]:
+    """Which token to inspect (filled in by a click on a stage map, or typed), and what the inspection shows."""
+    with gr.Row(elem_id="token-inspector"):
+        with gr.Column(scale=1, min_width=160):
+            stage = gr.Dropdown(STAGE_CHOICES, value=1, label="Stage", elem_id="token-stage")
+            row = gr.Number(0, label="Row (0 = top)", precision=0, minimum=0, elem_id="token-row")
+            column = gr.Number(0, label="Column (0 = left)", precision=0, minimum=0, elem_id="token-column")
+            button = gr.Button("Inspect token", elem_id="token-button")
+        with gr.Column(scale=4):
+            picture = gr.Image(
+                label="The token's 3 × 3 neighbourhood", show_label=False, format="png", buttons=[], elem_id="token-picture"
+            )
+            summary = gr.Markdown(elem_id="token-summary")
+    return [stage, row, column], button, [picture, summary]
 
 
 def stage_rows() -> list[gr.components.Component]:
@@ -221,9 +304,51 @@ def build_app() -> gr.Blocks:
                             "Each stage, left to right: **activation energy** over the photo (brighter = stronger "
                             "response, one square per position), its **eight most active channels**, and **what "
                             "pooling adds** to each token in the stage's first block (bright = the 3 × 3 "
-                            "neighbourhood differs from the token: edges and texture)."
+                            "neighbourhood differs from the token: edges and texture). **Click a token** on the "
+                            "left or right map to see its 3 × 3 neighbourhood in the stage's first block below."
                         )
+                        colour_scale = gr.Radio(
+                            [(label, value) for value, label in views.COLOUR_SCALES.items()],
+                            value=views.DEFAULT_COLOUR_SCALE,
+                            label="Colour scale",
+                            info=views.COLOUR_SCALE_NOTE,
+                            elem_id="colour-scale",
+                        )
+                        token_inputs, token_button, token_results = token_inspector()
                         stage_outputs = stage_rows()
+                        prediction = gr.State(None)
+                    with gr.Tab("What pooling does"):
+                        gr.Markdown(MIXER_INTRO)
+                        filter_button = gr.Button("Filter the photo", variant="primary", elem_id="filter-button")
+                        with gr.Row():
+                            filter_slider = gr.ImageSlider(
+                                label="Photo ↔ pool(x) − x",
+                                type="pil",
+                                format="png",
+                                buttons=[],
+                                interactive=False,
+                                max_height=360,
+                                elem_id="filter-slider",
+                            )
+                            stage1_map = gr.Image(
+                                label="Stage 1 in the model: what pooling adds",
+                                format="jpeg",
+                                buttons=[],
+                                height=360,
+                                elem_id="filter-stage1",
+                            )
+                        filter_caption = gr.Markdown(elem_id="filter-caption")
+                        gr.Markdown("### The filter's three kernels")
+                        gr.Image(
+                            views.kernel_picture(),
+                            label="Kernels of pool(x) − x",
+                            show_label=False,
+                            format="png",
+                            buttons=[],
+                            interactive=False,
+                            elem_id="filter-kernels",
+                        )
+                        gr.Markdown(views.kernel_note())
                     with gr.Tab("Token-mixer ablation"):
                         gr.Markdown(
                             "Run the **same weights** twice: as trained, and with the pooling token mixer of the "
@@ -280,7 +405,32 @@ def build_app() -> gr.Blocks:
 
         # preprocess=False: the photo reaches our own loader undecoded (see uploaded_photo).
         predict_button.click(
-            run_predict, [photo, model], [top5, *stage_outputs, status], api_name="predict", preprocess=False
+            run_predict,
+            [photo, model, colour_scale],
+            [top5, *stage_outputs, status, prediction],
+            api_name="predict",
+            preprocess=False,
+        )
+        stage_pictures = stage_outputs[1::2]
+        colour_scale.change(redraw_stages, [prediction, colour_scale], stage_pictures, api_visibility="private")
+        token_button.click(
+            run_token, [photo, model, *token_inputs], token_results, api_name="token", preprocess=False
+        )
+        for number, picture in zip(explorer.ALL_STAGES, stage_pictures):
+            picture.select(token_picker(number), [prediction], token_inputs, api_visibility="private").success(
+                run_token,
+                [photo, model, *token_inputs],
+                token_results,
+                api_visibility="private",
+                preprocess=False,
+                scroll_to_output=True,
+            )
+        filter_button.click(
+            run_filter,
+            [photo, model],
+            [filter_slider, stage1_map, filter_caption],
+            api_name="mixer_filter",
+            preprocess=False,
         )
         ablate_button.click(
             run_ablate,

@@ -191,22 +191,28 @@ def run_token(
     return token_outputs(explorer.inspect_token(uploaded_photo(photo), model, stage, row, column, reporter(progress)))
 
 
-def token_picker(number: int) -> Callable[..., tuple[int, int, int]]:
-    """The click handler of stage `number`'s picture: which token (stage, row, column) the click points at."""
+def token_clicker(number: int) -> Callable[..., list[Any]]:
+    """The click handler of stage `number`'s picture: outline the token under the click and inspect it below."""
 
-    def pick(prediction: explorer.Prediction | None, evt: gr.SelectData) -> tuple[int, int, int]:
+    @friendly_errors
+    def inspect_click(
+        photo: dict[str, Any] | None, prediction: explorer.Prediction | None, colour_scale: str, evt: gr.SelectData
+    ) -> list[Any]:
         if prediction is None:
             raise gr.Error("press Predict first, then click a token on a stage map", print_exception=False)
-        _, height, width = prediction.stages[number - 1].shape
-        cell = views.stage_cell_at(*evt.index, (height, width))
+        stage = prediction.stages[number - 1]
+        cell = views.stage_cell_at(*evt.index, stage.shape[1:])
         if cell is None:
             raise gr.Error(
                 "that is not on a map: click the activation-energy map (left) or the pooling map (right)",
                 print_exception=False,
             )
-        return number, *cell
+        token = explorer.inspect_token(uploaded_photo(photo), prediction.choice.value, number, *cell)
+        ranges = views.stage_ranges(prediction.stages, colour_scale)[number - 1]
+        picture = views.stage_picture(prediction.photo, stage, ranges, marked=cell)
+        return [picture, gr.Row(visible=True), *token_outputs(token)]
 
-    return pick
+    return inspect_click
 
 
 @friendly_errors
@@ -248,9 +254,34 @@ def warm_up(model: str) -> None:
 # --- the page ---------------------------------------------------------------------------------------
 
 
+def stage_rows() -> tuple[list[gr.components.Component], list[list[gr.components.Component]]]:
+    """Per stage: a heading with the tensor shape, one picture of its three views, and below it, hidden until
+    a token on the picture is clicked, that token's neighbourhood.
+
+    Returns the headings and pictures interleaved, as /predict fills them, and per stage the
+    [row, picture, text] that show the clicked token.
+    """
+    components: list[gr.components.Component] = []
+    details: list[list[gr.components.Component]] = []
+    for number in explorer.ALL_STAGES:
+        heading = gr.Markdown(f"**Stage {number}**", elem_classes="stage-heading")
+        # JPEG: a PNG of this size costs ~60 ms to encode, four of them would blow the latency budget.
+        picture = gr.Image(
+            label=f"Stage {number}", format="jpeg", show_label=False, buttons=[], elem_id=f"stage-{number}"
+        )
+        with gr.Row(visible=False, elem_id=f"token-{number}") as detail_row:
+            detail_picture = gr.Image(
+                label=f"Clicked token of stage {number}", show_label=False, format="png", buttons=[], scale=2
+            )
+            detail_text = gr.Markdown(elem_classes="token-summary")
+        components += [heading, picture]
+        details.append([detail_row, detail_picture, detail_text])
+    return components, details
+
+
 def token_inspector() -> tuple[list[gr.components.Component], gr.Button, list[gr.components.Component]]:
-    """Which token to inspect (filled in by a click on a stage map, or typed), and what the inspection shows."""
-    with gr.Row(elem_id="token-inspector"):
+    """Pick a token by number (stage, row, column), and what its inspection shows."""
+    with gr.Row():
         with gr.Column(scale=1, min_width=160):
             stage = gr.Dropdown(STAGE_CHOICES, value=1, label="Stage", elem_id="token-stage")
             row = gr.Number(0, label="Row (0 = top)", precision=0, minimum=0, elem_id="token-row")
@@ -262,19 +293,6 @@ def token_inspector() -> tuple[list[gr.components.Component], gr.Button, list[gr
             )
             summary = gr.Markdown(elem_id="token-summary")
     return [stage, row, column], button, [picture, summary]
-
-
-def stage_rows() -> list[gr.components.Component]:
-    """Per stage: a heading with the tensor shape, then one picture of its three views."""
-    components: list[gr.components.Component] = []
-    for number in explorer.ALL_STAGES:
-        heading = gr.Markdown(f"**Stage {number}**", elem_classes="stage-heading")
-        # JPEG: a PNG of this size costs ~60 ms to encode, four of them would blow the latency budget.
-        picture = gr.Image(
-            label=f"Stage {number}", format="jpeg", show_label=False, buttons=[], elem_id=f"stage-{number}"
-        )
-        components += [heading, picture]
-    return components
 
 
 def build_app() -> gr.Blocks:
@@ -304,8 +322,8 @@ def build_app() -> gr.Blocks:
                             "Each stage, left to right: **activation energy** over the photo (brighter = stronger "
                             "response, one square per position), its **eight most active channels**, and **what "
                             "pooling adds** to each token in the stage's first block (bright = the 3 × 3 "
-                            "neighbourhood differs from the token: edges and texture). **Click a token** on the "
-                            "left or right map to see its 3 × 3 neighbourhood in the stage's first block below."
+                            "neighbourhood differs from the token: edges and texture). **Click a token** on the left "
+                            "or right map to see, below it, its 3 × 3 neighbourhood in the stage's first block."
                         )
                         colour_scale = gr.Radio(
                             [(label, value) for value, label in views.COLOUR_SCALES.items()],
@@ -314,8 +332,7 @@ def build_app() -> gr.Blocks:
                             info=views.COLOUR_SCALE_NOTE,
                             elem_id="colour-scale",
                         )
-                        token_inputs, token_button, token_results = token_inspector()
-                        stage_outputs = stage_rows()
+                        stage_outputs, token_details = stage_rows()
                         prediction = gr.State(None)
                     with gr.Tab("What pooling does"):
                         gr.Markdown(MIXER_INTRO)
@@ -349,6 +366,12 @@ def build_app() -> gr.Blocks:
                             elem_id="filter-kernels",
                         )
                         gr.Markdown(views.kernel_note())
+                        gr.Markdown(
+                            "### One token up close\nIn the model the same weights act on feature vectors. Pick a token "
+                            "(or click one on a stage map in the Predict tab) to see its neighbourhood as the stage's first "
+                            "block sees it, after `norm1`, and what the pooling mixer passes on."
+                        )
+                        token_inputs, token_button, token_results = token_inspector()
                     with gr.Tab("Token-mixer ablation"):
                         gr.Markdown(
                             "Run the **same weights** twice: as trained, and with the pooling token mixer of the "
@@ -413,18 +436,21 @@ def build_app() -> gr.Blocks:
         )
         stage_pictures = stage_outputs[1::2]
         colour_scale.change(redraw_stages, [prediction, colour_scale], stage_pictures, api_visibility="private")
+        predict_button.click(  # a new prediction: tokens clicked on the old maps no longer apply
+            lambda: [gr.Row(visible=False)] * len(token_details), None, [row for row, _, _ in token_details],
+            api_visibility="private", queue=False,
+        )
+        for number, picture, (row, *details) in zip(explorer.ALL_STAGES, stage_pictures, token_details):
+            picture.select(
+                token_clicker(number),
+                [photo, prediction, colour_scale],
+                [picture, row, *details],
+                api_visibility="private",
+                preprocess=False,
+            )
         token_button.click(
             run_token, [photo, model, *token_inputs], token_results, api_name="token", preprocess=False
         )
-        for number, picture in zip(explorer.ALL_STAGES, stage_pictures):
-            picture.select(token_picker(number), [prediction], token_inputs, api_visibility="private").success(
-                run_token,
-                [photo, model, *token_inputs],
-                token_results,
-                api_visibility="private",
-                preprocess=False,
-                scroll_to_output=True,
-            )
         filter_button.click(
             run_filter,
             [photo, model],

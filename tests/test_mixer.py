@@ -16,7 +16,7 @@ from poolformer import explorer
 from poolformer.mixer_filter import border_kernels, kernel_at, neighbour_counts, pool_minus_identity
 from poolformer.model import Pooling
 from visualize import views
-from visualize.maps import GRID_SIZE, PANEL_GAP, PHOTO_SIZE, TITLE_HEIGHT, normalise
+from visualize.maps import GRID_SIZE, MARK_COLOUR, PANEL_GAP, PHOTO_SIZE, TITLE_HEIGHT, normalise
 
 CAT = REPO / "assets" / "examples" / "cat.jpg"
 STAGE_GRIDS = [(56, 56), (28, 28), (14, 14), (7, 7)]
@@ -124,6 +124,11 @@ def test_a_click_on_either_map_picks_the_token_drawn_there(grid: tuple[int, int]
         panel = picture[TITLE_HEIGHT:, left : left + PHOTO_SIZE].astype(int).sum(axis=2)
         y, x = np.unravel_index(panel.argmax(), panel.shape)
         assert views.stage_cell_at(left + x, TITLE_HEIGHT + y, grid) == hot
+    marked = np.asarray(views.stage_picture(black, synthetic_stage(1, grid, values, values), ranges, marked=(1, 2)))
+    for left in (0, PHOTO_SIZE + GRID_SIZE[0] + 2 * PANEL_GAP):  # the outline of a clicked token surrounds that token
+        panel = marked[TITLE_HEIGHT:, left : left + PHOTO_SIZE]
+        ys, xs = np.nonzero((panel == MARK_COLOUR).all(axis=2))
+        assert views.stage_cell_at(left + xs.mean(), TITLE_HEIGHT + ys.mean(), grid) == (1, 2)
     cell = PHOTO_SIZE / grid[0]
     assert views.stage_cell_at(cell * 2.5, TITLE_HEIGHT + cell * 1.5, grid) == (1, 2)
     assert views.stage_cell_at(PHOTO_SIZE - 1, TITLE_HEIGHT + PHOTO_SIZE - 1, grid) == (grid[0] - 1, grid[1] - 1)

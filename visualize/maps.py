@@ -190,3 +190,17 @@ def bar_list(bars: Sequence[tuple[str, float]], colour: tuple[int, int, int] = (
         draw.rectangle((BAR_LABEL_WIDTH, top_y, BAR_LABEL_WIDTH + length, top_y + BAR_HEIGHT), fill=colour)
         draw.text((BAR_LABEL_WIDTH + length + 6, middle_y), f"{value:.2f}", fill=TITLE_COLOUR, font=font, anchor="lm")
     return picture
+
+
+MARK_COLOUR = (0, 230, 255)
+
+
+def outline_cell(picture: Image.Image, cell: tuple[int, int], grid: tuple[int, int]) -> Image.Image:
+    """A copy of a map picture with one token's square outlined, so a visitor sees which token is inspected."""
+    marked = picture.copy()
+    row, column = cell
+    height, width = grid
+    cell_height, cell_width = picture.height / height, picture.width / width
+    box = (column * cell_width, row * cell_height, (column + 1) * cell_width - 1, (row + 1) * cell_height - 1)
+    ImageDraw.Draw(marked).rectangle(box, outline=MARK_COLOUR, width=2)
+    return marked

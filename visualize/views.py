@@ -25,6 +25,7 @@ from visualize.maps import (
     bar_list,
     channel_grid,
     neighbourhood_grid,
+    outline_cell,
     overlay,
     panel_lefts,
     shared_range,
@@ -53,7 +54,7 @@ def stage_heading(stage: StageView) -> str:
 COLOUR_SCALES = {"map": "each map", "stage": "per stage", "global": "global"}
 DEFAULT_COLOUR_SCALE = "map"  # what the stage maps always used: each stretched to its own range
 COLOUR_SCALE_NOTE = (
-    "**Colour scale** — *each map*: every map and channel tile stretched to its own range (best for shapes); "
+    "*Each map*: every map and channel tile stretched to its own range (best for shapes); "
     "*per stage*: a stage's eight channel tiles share one range; *global*: each kind of map shares one range "
     "across all four stages, so a brighter stage really responds more."
 )
@@ -93,17 +94,23 @@ STAGE_PANEL_WIDTHS = (PHOTO_SIZE, GRID_SIZE[0], PHOTO_SIZE)
 TOKEN_MAP_PANELS = (0, 2)
 
 
-def stage_picture(photo: Image.Image, stage: StageView, ranges: StageRanges = StageRanges()) -> Image.Image:
-    """Energy over the photo, the most active channels, and where pooling changes the tokens."""
+def stage_picture(
+    photo: Image.Image, stage: StageView, ranges: StageRanges = StageRanges(), marked: tuple[int, int] | None = None
+) -> Image.Image:
+    """Energy over the photo, the most active channels, and where pooling changes the tokens.
+
+    `marked` (row, column) outlines one token on both maps: the one a visitor clicked.
+    """
     height, width = stage.energy.shape
+    energy_map = overlay(photo, stage.energy, ENERGY_COLORMAP, value_range=ranges.energy)
+    pooling_map = overlay(photo, stage.mixer_change, MIXER_COLORMAP, opacity=0.75, value_range=ranges.pooling)
+    if marked is not None:
+        energy_map, pooling_map = (outline_cell(picture, marked, (height, width)) for picture in (energy_map, pooling_map))
     return titled_row(
         [
-            (f"activation energy ({height} × {width})", overlay(photo, stage.energy, ENERGY_COLORMAP, value_range=ranges.energy)),
+            (f"activation energy ({height} × {width})", energy_map),
             (f"{len(stage.top_channels)} most active channels", channel_grid(channel_maps(stage), value_range=ranges.channels)),
-            (
-                MIXER_TITLES[stage.token_mixer],
-                overlay(photo, stage.mixer_change, MIXER_COLORMAP, opacity=0.75, value_range=ranges.pooling),
-            ),
+            (MIXER_TITLES[stage.token_mixer], pooling_map),
         ]
     )
 
@@ -156,15 +163,17 @@ def kernel_picture() -> Image.Image:
 
 def kernel_note() -> str:
     """The kernels in words, with the weights computed from the code that draws them."""
-    kernels = border_kernels()
     parts = []
-    for case, kernel in kernels.items():
+    for case, kernel in border_kernels().items():
         count = int((kernel != 0).sum())
-        parts.append(f"{BORDER_TITLES[case]} **{count}** neighbours weigh **{fraction(1 / count)}** each and the centre **{fraction(kernel[1, 1])}**")
+        parts.append(
+            f"{BORDER_TITLES[case]} the window covers **{count}** tokens, each weighs **{fraction(1 / count)}**, "
+            f"and the token itself {fraction(1 / count)} − 1 = **{fraction(kernel[1, 1])}**"
+        )
     return (
-        "With `count_include_pad=False` the average is over the positions that exist, so the weights change at the "
-        "border: " + "; ".join(parts) + ". Every kernel sums to **0**: a flat patch gives 0, only differences pass — "
-        "a high-pass filter, like a (negative) Laplacian."
+        "With `count_include_pad=False` the average runs over the tokens that exist, so the weights change at the "
+        "border: " + "; ".join(parts) + ". Every kernel sums to **0**: a flat patch gives 0 and only differences "
+        "pass — a high-pass filter, a close cousin of the (negative) Laplacian."
     )
 
 
@@ -178,8 +187,9 @@ def filter_pictures(result: MixerFilter) -> tuple[Image.Image, Image.Image]:
 
 
 def stage1_pooling_picture(result: MixerFilter) -> Image.Image:
-    """The model's own stage-1 'what pooling adds' map, drawn exactly as in the Predict tab."""
-    return overlay(result.photo, result.stage1_change, MIXER_COLORMAP, opacity=0.75)
+    """The model's own stage-1 'what pooling adds' map, drawn as in the Predict tab at twice the size (beside the slider)."""
+    photo = result.photo.resize((2 * PHOTO_SIZE, 2 * PHOTO_SIZE), Image.Resampling.BICUBIC)
+    return overlay(photo, result.stage1_change, MIXER_COLORMAP, opacity=0.75)
 
 
 def filter_caption(result: MixerFilter) -> str:
@@ -218,24 +228,18 @@ def token_picture(token: Token) -> Image.Image:
 
 
 def token_summary(token: Token) -> str:
+    """The inspected token in numbers: its window, the three norms, how alike it and its neighbours are."""
     height, width = token.grid
     count = int((token.weights != 0).sum())
-    passes = "passes on" if token.token_mixer == "pooling" else "would pass on (this model's mixer is identity: it passes on x itself)"
-    return "\n".join(
-        [
-            f"**Stage {token.stage}, token row {token.row}, column {token.column}** of {height} × {width} "
-            f"({count} neighbours on the map, each weighing {fraction(1 / count)}), in the first block after `norm1`:",
-            "",
-            "| | norm over channels |",
-            "|---|---|",
-            f"| the token x | {token.centre_norm:.3f} |",
-            f"| mean of its neighbourhood, pool(x) | {token.mean_norm:.3f} |",
-            f"| **mean − x, what pooling {passes}** | **{token.change_norm:.3f}** |",
-            "",
-            f"Cosine similarity of x and its neighbourhood mean: **{token.cosine:.3f}** (1 = the neighbours look just "
-            "like the token, so pooling changes little). After the layer scale the block adds a vector of norm "
-            f"**{token.update_norm:.3f}** to a token of norm **{token.residual_norm:.3f}**.",
-        ]
+    verb = "passes on" if token.token_mixer == "pooling" else "would pass on (this model's mixer is identity)"
+    return (
+        f"**Stage {token.stage}, token row {token.row}, column {token.column}** of {height} × {width}. Its window "
+        f"covers {count} tokens, each weighing {fraction(1 / count)}; the token itself {fraction(token.weights[1, 1])}. "
+        f"After `norm1`: ‖x‖ = {token.centre_norm:.3f}, ‖pool(x)‖ = {token.mean_norm:.3f}, and "
+        f"**‖pool(x) − x‖ = {token.change_norm:.3f}**, what pooling {verb}.\n\n"
+        f"Cosine of x and its neighbourhood mean: **{token.cosine:.3f}** (near 1: the neighbours look like the token, "
+        f"so pooling changes little). Through the layer scale the block adds a vector of norm **{token.update_norm:.3f}** "
+        f"to the token's {token.residual_norm:.3f}."
     )
 
 

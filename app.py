@@ -124,7 +124,8 @@ def reporter(progress: gr.Progress) -> explorer.LoadReporter:
 def predict_outputs(prediction: explorer.Prediction, colour_scale: str = views.DEFAULT_COLOUR_SCALE) -> list[Any]:
     """Top-5, heading and picture per stage, status; last the prediction itself, kept per visitor (gr.State)."""
     outputs: list[Any] = [prediction.top5]
-    for stage, picture in zip(prediction.stages, views.stage_pictures(prediction.photo, prediction.stages, colour_scale)):
+    pictures = views.stage_pictures(prediction.photo, prediction.stages, colour_scale)
+    for stage, picture in zip(prediction.stages, pictures):
         outputs += [views.stage_heading(stage), picture]
     return outputs + [prediction.status, prediction]
 
@@ -289,7 +290,11 @@ def token_inspector() -> tuple[list[gr.components.Component], gr.Button, list[gr
             button = gr.Button("Inspect token", elem_id="token-button")
         with gr.Column(scale=4):
             picture = gr.Image(
-                label="The token's 3 × 3 neighbourhood", show_label=False, format="png", buttons=[], elem_id="token-picture"
+                label="The token's 3 × 3 neighbourhood",
+                show_label=False,
+                format="png",
+                buttons=[],
+                elem_id="token-picture",
             )
             summary = gr.Markdown(elem_id="token-summary")
     return [stage, row, column], button, [picture, summary]
@@ -367,9 +372,9 @@ def build_app() -> gr.Blocks:
                         )
                         gr.Markdown(views.kernel_note())
                         gr.Markdown(
-                            "### One token up close\nIn the model the same weights act on feature vectors. Pick a token "
-                            "(or click one on a stage map in the Predict tab) to see its neighbourhood as the stage's first "
-                            "block sees it, after `norm1`, and what the pooling mixer passes on."
+                            "### One token up close\nIn the model the same weights act on feature vectors. Pick a "
+                            "token (or click one on a stage map in the Predict tab) to see its neighbourhood as the "
+                            "stage's first block sees it, after `norm1`, and what the pooling mixer passes on."
                         )
                         token_inputs, token_button, token_results = token_inspector()
                     with gr.Tab("Token-mixer ablation"):

@@ -22,8 +22,8 @@ from reference import fake_hub_snapshot, reference_model
 from poolformer.explorer import ModelCache, bundled_choice
 from poolformer.preprocess import load_image, preprocess
 from poolformer.weights import create_model
-from visualize.charts import CHART_SIZE
 from visualize import views
+from visualize.charts import CHART_SIZE
 from visualize.maps import GRID_SIZE, PANEL_GAP, PHOTO_SIZE, TITLE_HEIGHT
 
 CAT = REPO / "assets" / "examples" / "cat.jpg"
@@ -91,7 +91,9 @@ def mean_brightness(path: str, box: tuple[int, int, int, int]) -> float:
 def test_predict_draws_the_stage_maps_on_each_colour_scale(client: Client, bundled_model: torch.nn.Module) -> None:
     """The optional colour scale keeps /predict's answer; "map" is the old default; "global" darkens weak stages."""
     default = client.predict(handle_file(CAT), api_name="/predict")
-    drawn = {scale: client.predict(handle_file(CAT), BUNDLED_MODEL, scale, api_name="/predict") for scale in views.COLOUR_SCALES}
+    drawn = {
+        scale: client.predict(handle_file(CAT), BUNDLED_MODEL, scale, api_name="/predict") for scale in views.COLOUR_SCALES
+    }
     for outputs in drawn.values():
         assert_top5(outputs[0], reference_top5(bundled_model, CAT))
         assert len(outputs) == len(default)  # the per-visitor state stays out of the API
@@ -114,8 +116,9 @@ def test_unknown_colour_scale_is_a_one_line_error(client: Client) -> None:
 
 
 def test_mixer_filter_shows_the_photo_through_pool_minus_x(client: Client) -> None:
-    """The slider's right picture is the crop through AvgPool2d(3, 1, 1, count_include_pad=False) − x, mid-grey = 0."""
-    (photo_path, filtered_path), stage1_map, caption = client.predict(handle_file(CAT), BUNDLED_MODEL, api_name="/mixer_filter")
+    """The slider's right picture is the crop through AvgPool2d(3, 1, 1, count_include_pad=False) − x, grey = 0."""
+    pictures, stage1_map, caption = client.predict(handle_file(CAT), BUNDLED_MODEL, api_name="/mixer_filter")
+    photo_path, filtered_path = pictures
     with Image.open(photo_path) as photo, Image.open(filtered_path) as filtered:
         assert photo.size == filtered.size == (PHOTO_SIZE, PHOTO_SIZE)
         pixels = torch.from_numpy(np.asarray(photo.convert("RGB"), dtype=np.float64) / 255).permute(2, 0, 1)[None]

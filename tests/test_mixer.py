@@ -105,7 +105,9 @@ def test_token_inspector_rejects_cells_off_the_map() -> None:
 # --- clicks and colour scales on the stage pictures ----------------------------------------------
 
 
-def synthetic_stage(number: int, grid: tuple[int, int], energy: np.ndarray, mixer_change: np.ndarray) -> explorer.StageView:
+def synthetic_stage(
+    number: int, grid: tuple[int, int], energy: np.ndarray, mixer_change: np.ndarray
+) -> explorer.StageView:
     channels = [(index, energy * (index + 1)) for index in range(8)]
     return explorer.StageView(number, (64, *grid), 2, "pooling", energy, channels, mixer_change)
 
@@ -154,12 +156,16 @@ def test_global_scale_makes_a_weaker_stage_look_darker() -> None:
     stages = [weak, strong]
 
     own = views.stage_ranges(stages, "map")  # today's default: each map stretched, so both look alike
-    assert mean_brightness(weak.energy, own[0].energy) == pytest.approx(mean_brightness(strong.energy, own[1].energy), abs=1e-6)
+    assert mean_brightness(weak.energy, own[0].energy) == pytest.approx(
+        mean_brightness(strong.energy, own[1].energy), abs=1e-6
+    )
 
     shared = views.stage_ranges(stages, "global")
     assert shared[0] == shared[1]
     assert mean_brightness(weak.energy, shared[0].energy) < 0.2 < mean_brightness(strong.energy, shared[1].energy)
-    assert mean_brightness(weak.mixer_change, shared[0].pooling) < mean_brightness(strong.mixer_change, shared[1].pooling)
+    assert mean_brightness(weak.mixer_change, shared[0].pooling) < mean_brightness(
+        strong.mixer_change, shared[1].pooling
+    )
 
     per_stage = views.stage_ranges(stages, "stage")  # one range for a stage's eight channel tiles
     first, last = weak.top_channels[0][1], weak.top_channels[-1][1]

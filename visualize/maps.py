@@ -83,7 +83,9 @@ def overlay(
     return Image.blend(photo.convert("RGB"), heat, opacity)
 
 
-def channel_grid(channels: Sequence[np.ndarray], colormap: str = "viridis", value_range: ValueRange | None = None) -> Image.Image:
+def channel_grid(
+    channels: Sequence[np.ndarray], colormap: str = "viridis", value_range: ValueRange | None = None
+) -> Image.Image:
     """Up to GRID_CHANNELS single-channel maps as tiles, each on its own range unless `value_range` is given."""
     grid = Image.new("RGB", GRID_SIZE, BACKGROUND)
     for index, channel in enumerate(channels[:GRID_CHANNELS]):
@@ -158,7 +160,7 @@ def neighbourhood_grid(
             if np.isnan(values[row, column]):
                 fill, ink = OFF_MAP, (120, 120, 130)
             else:
-                fill = tuple(int(channel) for channel in table[int(round(255 * shades[row, column]))])
+                fill = tuple(int(channel) for channel in table[round(255 * shades[row, column])])
                 ink = (255, 255, 255) if 0.299 * fill[0] + 0.587 * fill[1] + 0.114 * fill[2] < 140 else (20, 20, 28)
             draw.rectangle(box, fill=fill, outline=BACKGROUND, width=2)
             middle = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)

@@ -13,7 +13,16 @@ from fractions import Fraction
 import numpy as np
 from PIL import Image
 
-from poolformer.explorer import PAPER_S12_TOP1, Ablation, Comparison, ExplorerError, MixerFilter, ModelChoice, StageView, Token
+from poolformer.explorer import (
+    PAPER_S12_TOP1,
+    Ablation,
+    Comparison,
+    ExplorerError,
+    MixerFilter,
+    ModelChoice,
+    StageView,
+    Token,
+)
 from poolformer.mixer_filter import border_kernels
 from poolformer.model import VARIANTS
 from visualize.charts import ablation_chart
@@ -105,17 +114,24 @@ def stage_picture(
     energy_map = overlay(photo, stage.energy, ENERGY_COLORMAP, value_range=ranges.energy)
     pooling_map = overlay(photo, stage.mixer_change, MIXER_COLORMAP, opacity=0.75, value_range=ranges.pooling)
     if marked is not None:
-        energy_map, pooling_map = (outline_cell(picture, marked, (height, width)) for picture in (energy_map, pooling_map))
+        energy_map = outline_cell(energy_map, marked, (height, width))
+        pooling_map = outline_cell(pooling_map, marked, (height, width))
     return titled_row(
         [
             (f"activation energy ({height} × {width})", energy_map),
-            (f"{len(stage.top_channels)} most active channels", channel_grid(channel_maps(stage), value_range=ranges.channels)),
+            (
+                f"{len(stage.top_channels)} most active channels",
+                channel_grid(channel_maps(stage), value_range=ranges.channels),
+            ),
             (MIXER_TITLES[stage.token_mixer], pooling_map),
         ]
     )
 
 
-def stage_pictures(photo: Image.Image, stages: Sequence[StageView], colour_scale: str = DEFAULT_COLOUR_SCALE) -> list[Image.Image]:
+def stage_pictures(
+    photo: Image.Image, stages: Sequence[StageView], colour_scale: str = DEFAULT_COLOUR_SCALE
+) -> list[Image.Image]:
+    """Every stage's picture, coloured on `colour_scale`."""
     return [stage_picture(photo, stage, ranges) for stage, ranges in zip(stages, stage_ranges(stages, colour_scale))]
 
 
@@ -157,7 +173,8 @@ def kernel_picture() -> Image.Image:
         values = np.where(off_map, np.nan, kernel)
         captions = [["off map" if off_map[r, c] else fraction(kernel[r, c]) for c in range(3)] for r in range(3)]
         count = int((~off_map).sum())
-        panels.append((f"{BORDER_TITLES[case]}: n = {count}", neighbourhood_grid(values, captions, KERNEL_COLORMAP, (-1.0, 1.0))))
+        grid = neighbourhood_grid(values, captions, KERNEL_COLORMAP, (-1.0, 1.0))
+        panels.append((f"{BORDER_TITLES[case]}: n = {count}", grid))
     return titled_row(panels)
 
 
@@ -187,7 +204,7 @@ def filter_pictures(result: MixerFilter) -> tuple[Image.Image, Image.Image]:
 
 
 def stage1_pooling_picture(result: MixerFilter) -> Image.Image:
-    """The model's own stage-1 'what pooling adds' map, drawn as in the Predict tab at twice the size (beside the slider)."""
+    """The model's stage-1 'what pooling adds' map as in the Predict tab, at twice the size to match the slider."""
     photo = result.photo.resize((2 * PHOTO_SIZE, 2 * PHOTO_SIZE), Image.Resampling.BICUBIC)
     return overlay(photo, result.stage1_change, MIXER_COLORMAP, opacity=0.75)
 
@@ -195,27 +212,26 @@ def stage1_pooling_picture(result: MixerFilter) -> Image.Image:
 def filter_caption(result: MixerFilter) -> str:
     full_scale = filter_full_scale(result.filtered)
     height, width = result.stage1_change.shape
+    channels = result.choice.variant.widths[0]
     lines = [
-        f"**Slider:** left the {PHOTO_SIZE} × {PHOTO_SIZE} crop {result.choice.name} saw, right the same pixels through "
-        f"`pool(x) − x`, each colour channel on its own. Mid-grey is 0; white and black are ±{full_scale:.3f} "
+        f"**Slider:** left the {PHOTO_SIZE} × {PHOTO_SIZE} crop {result.choice.name} saw, right the same pixels "
+        f"through `pool(x) − x`, each colour channel on its own. Mid-grey is 0; white and black are ±{full_scale:.3f} "
         f"(pixel values run 0–1), so a bright or dark fringe marks an edge.",
-        f"**Beside it:** the model's stage-1 map ({height} × {width} tokens): ‖pool(x) − x‖ over 64 channels of the "
-        "first block's normalised input — the same filter, applied to learnt features instead of colours.",
+        f"**Beside it:** the model's stage-1 map ({height} × {width} tokens): ‖pool(x) − x‖ over {channels} "
+        "channels of the first block's normalised input — the same filter, on learnt features instead of colours.",
     ]
     if result.token_mixer != "pooling":
-        lines.append(f"{result.choice.name} mixes tokens by identity, so its map shows ‖norm(x)‖ — pooling adds nothing there.")
+        lines.append(f"{result.choice.name} mixes tokens by identity, so its map shows ‖norm(x)‖: no pooling there.")
     return "\n\n".join(lines)
 
 
 def token_picture(token: Token) -> Image.Image:
-    """The token's 3 × 3 neighbourhood (energy and weight per cell) beside bars for centre, mean and mean − centre."""
-    captions = [
-        [
-            "off map" if np.isnan(token.energies[r, c]) else f"{token.energies[r, c]:.2f}\n×{fraction(token.weights[r, c])}"
-            for c in range(3)
-        ]
-        for r in range(3)
-    ]
+    """The token's 3 × 3 neighbourhood (energy and weight per cell) beside bars for x, mean and mean − x."""
+    def caption(row: int, column: int) -> str:
+        energy = token.energies[row, column]
+        return "off map" if np.isnan(energy) else f"{energy:.2f}\n×{fraction(token.weights[row, column])}"
+
+    captions = [[caption(row, column) for column in range(3)] for row in range(3)]
     grid = neighbourhood_grid(token.energies, captions, MIXER_COLORMAP)
     bars = bar_list(
         [
@@ -224,7 +240,8 @@ def token_picture(token: Token) -> Image.Image:
             ("‖mean − x‖", token.change_norm),
         ]
     )
-    return titled_row([(f"stage {token.stage}, token ({token.row}, {token.column})", grid), ("norms after norm1", bars)])
+    title = f"stage {token.stage}, token ({token.row}, {token.column})"
+    return titled_row([(title, grid), ("norms after norm1", bars)])
 
 
 def token_summary(token: Token) -> str:
@@ -234,12 +251,13 @@ def token_summary(token: Token) -> str:
     verb = "passes on" if token.token_mixer == "pooling" else "would pass on (this model's mixer is identity)"
     return (
         f"**Stage {token.stage}, token row {token.row}, column {token.column}** of {height} × {width}. Its window "
-        f"covers {count} tokens, each weighing {fraction(1 / count)}; the token itself {fraction(token.weights[1, 1])}. "
+        f"covers {count} tokens, each weighing {fraction(1 / count)}; the token itself "
+        f"{fraction(token.weights[1, 1])}. "
         f"After `norm1`: ‖x‖ = {token.centre_norm:.3f}, ‖pool(x)‖ = {token.mean_norm:.3f}, and "
         f"**‖pool(x) − x‖ = {token.change_norm:.3f}**, what pooling {verb}.\n\n"
         f"Cosine of x and its neighbourhood mean: **{token.cosine:.3f}** (near 1: the neighbours look like the token, "
-        f"so pooling changes little). Through the layer scale the block adds a vector of norm **{token.update_norm:.3f}** "
-        f"to the token's {token.residual_norm:.3f}."
+        "so pooling changes little). Through the layer scale the block adds a vector of norm "
+        f"**{token.update_norm:.3f}** to the token's {token.residual_norm:.3f}."
     )
 
 

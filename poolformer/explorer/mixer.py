@@ -96,7 +96,9 @@ def inspect_token(
     try:
         stage, row, column = int(stage), int(row), int(column)
     except (TypeError, ValueError):
-        raise ExplorerError(f"stage, row and column must be whole numbers; got {stage!r}, {row!r}, {column!r}") from None
+        raise ExplorerError(
+            f"stage, row and column must be whole numbers; got {stage!r}, {row!r}, {column!r}"
+        ) from None
     if stage not in ALL_STAGES:
         raise ExplorerError(f"stages are numbered 1 to {len(ALL_STAGES)}; got {stage}")
     pixels = model_input(photo_from(source), choice.variant)
@@ -104,7 +106,9 @@ def inspect_token(
     x = first_block_input(model, pixels, stage)
     height, width = x.shape[-2:]
     if not (0 <= row < height and 0 <= column < width):
-        raise ExplorerError(f"stage {stage} has {height} × {width} tokens; row and column run from 0 to {height - 1}, got ({row}, {column})")
+        raise ExplorerError(
+            f"stage {stage} has {height} × {width} tokens; row and column run from 0 to {height - 1}, got ({row}, {column})"
+        )
     block = model.stages[stage - 1].blocks[0]
     normed = block.norm1(x)[0]  # (C, H, W)
 

@@ -15,6 +15,7 @@ from PIL import Image
 from poolformer import explorer
 from poolformer.mixer_filter import border_kernels, kernel_at, neighbour_counts, pool_minus_identity
 from poolformer.model import Pooling
+from poolformer.preprocess import load_image, preprocess
 from visualize import views
 from visualize.maps import GRID_SIZE, MARK_COLOUR, PANEL_GAP, PHOTO_SIZE, TITLE_HEIGHT, normalise
 
@@ -93,6 +94,24 @@ def test_token_inspector_agrees_with_the_predict_map(stage: int, row: int, colum
     assert token.energies[1, 1] == pytest.approx(token.centre_norm)
     assert token.weights[1, 1] == pytest.approx(1 / neighbours - 1)
     assert 0 < token.update_norm < token.change_norm  # layer scale shrinks the update (trained values < 1)
+
+
+def test_token_inspector_reports_the_update_of_the_models_own_mixer() -> None:
+    """Pooling adds layer_scale · (pool(x) − x) to the token; an IdentityFormer's mixer adds layer_scale · x."""
+    pixels = preprocess(load_image(CAT), 0.9)
+    for value, mixer in (("s12-imagenette", "pooling"), ("identityformer-s12-imagenette", "identity")):
+        model = explorer.MODELS.get(explorer.find_choice(value))
+        with torch.inference_mode():
+            block = model.stages[1].blocks[0]
+            normed = block.norm1(model.stages[1].downsample(model.stages[0](model.stem(pixels))))
+            pooled = torch.nn.AvgPool2d(3, 1, 1, count_include_pad=False)(normed)
+            mixed = pooled - normed if mixer == "pooling" else normed
+            expected = float((block.layer_scale1.scale * mixed[0, :, 5, 5]).norm())
+        token = explorer.inspect_token(CAT, value, 2, 5, 5)
+        assert token.token_mixer == mixer
+        assert token.update_norm == pytest.approx(expected, rel=1e-5)
+        assert token.change_norm == pytest.approx(float((pooled - normed)[0, :, 5, 5].norm()), rel=1e-5)
+        assert ("would pass on" in views.token_summary(token)) == (mixer == "identity")
 
 
 def test_token_inspector_rejects_cells_off_the_map() -> None:

@@ -256,7 +256,7 @@ def token_summary(token: Token) -> str:
         f"After `norm1`: ‖x‖ = {token.centre_norm:.3f}, ‖pool(x)‖ = {token.mean_norm:.3f}, and "
         f"**‖pool(x) − x‖ = {token.change_norm:.3f}**, what pooling {verb}.\n\n"
         f"Cosine of x and its neighbourhood mean: **{token.cosine:.3f}** (near 1: the neighbours look like the token, "
-        "so pooling changes little). Through the layer scale the block adds a vector of norm "
+        "so pooling changes little). Through the layer scale, this model's token mixer adds a vector of norm "
         f"**{token.update_norm:.3f}** to the token's {token.residual_norm:.3f}."
     )
 

@@ -72,7 +72,7 @@ class Token:
     mean_norm: float  # ‖mean of the neighbourhood‖: pool(x)
     change_norm: float  # ‖mean − centre‖: pool(x) − x, what the pooling mixer passes on
     cosine: float  # cosine similarity of the token and its neighbourhood mean
-    update_norm: float  # ‖layer_scale1 · (mean − centre)‖: what the block actually adds to the token
+    update_norm: float  # ‖layer_scale1 · mixer(norm1(x))‖ at the token: what the block's first branch adds to it
     residual_norm: float  # ‖x‖ of the token before the block, for scale
 
 
@@ -124,6 +124,7 @@ def inspect_token(
     centre = normed[:, row, column]
     mean = torch.stack(neighbours).mean(dim=0)
     change = mean - centre
+    update = block.layer_scale1(block.token_mixer(normed[None]))[0, :, row, column]  # the model's own mixer
     return Token(
         choice=choice,
         stage=stage,
@@ -137,6 +138,6 @@ def inspect_token(
         mean_norm=float(mean.norm()),
         change_norm=float(change.norm()),
         cosine=float(torch.nn.functional.cosine_similarity(centre, mean, dim=0)),
-        update_norm=float((block.layer_scale1.scale * change).norm()),
+        update_norm=float(update.norm()),
         residual_norm=float(x[0, :, row, column].norm()),
     )

@@ -283,7 +283,7 @@ def stage_rows() -> tuple[list[gr.components.Component], list[list[gr.components
 def token_inspector() -> tuple[list[gr.components.Component], gr.Button, list[gr.components.Component]]:
     """Pick a token by number (stage, row, column), and what its inspection shows."""
     with gr.Row():
-        with gr.Column(scale=1, min_width=160):
+        with gr.Column(scale=1, min_width=200):
             stage = gr.Dropdown(STAGE_CHOICES, value=1, label="Stage", elem_id="token-stage")
             row = gr.Number(0, label="Row (0 = top)", precision=0, minimum=0, elem_id="token-row")
             column = gr.Number(0, label="Column (0 = left)", precision=0, minimum=0, elem_id="token-column")

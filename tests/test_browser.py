@@ -172,10 +172,14 @@ def test_what_pooling_does_tab_filters_the_photo_and_the_slider_moves(page: Page
     expect_picture_shown(page.locator("#filter-stage1"))
     expect_picture_shown(page.locator("#filter-kernels"))
     expect(page.locator("#filter-caption")).to_contain_text("Mid-grey is 0")
+    page.locator("#token-button").click()  # one token up close, picked by number: stage 1, (0, 0), a corner
+    expect(page.locator("#token-summary")).to_contain_text("covers 4 tokens", timeout=OUTPUT_TIMEOUT_MS)
+    expect_picture_shown(page.locator("#token-picture"))
     screenshot(page, "tab-what-pooling-does")
 
     filtered = pictures.nth(1)  # drawn on top, clipped from the left up to the slider
     expect(filtered).to_have_attribute("style", re.compile(r"inset\(0px 0px 0px 50%\)"))
+    slider.scroll_into_view_if_needed()  # the mouse drags in viewport coordinates
     handle, shown = slider.get_by_test_id("slider").bounding_box(), filtered.bounding_box()
     middle_y = shown["y"] + shown["height"] / 2
     page.mouse.move(handle["x"] + handle["width"] / 2, middle_y)
@@ -184,9 +188,6 @@ def test_what_pooling_does_tab_filters_the_photo_and_the_slider_moves(page: Page
     page.mouse.up()
     expect(filtered).to_have_attribute("style", re.compile(r"inset\(0px 0px 0px (1[5-9]|2[0-5])(\.\d+)?%\)"))
     screenshot(page, "filter-slider-moved")
-
-    page.locator("#token-button").click()  # one token up close, picked by number: stage 1, (0, 0), a corner
-    expect(page.locator("#token-summary")).to_contain_text("covers 4 tokens", timeout=OUTPUT_TIMEOUT_MS)
 
 
 def test_ablation_shows_both_top5s_and_the_chart(page: Page) -> None:

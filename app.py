@@ -200,7 +200,7 @@ def token_clicker(number: int) -> Callable[..., list[Any]]:
         photo: dict[str, Any] | None, prediction: explorer.Prediction | None, colour_scale: str, evt: gr.SelectData
     ) -> list[Any]:
         if prediction is None:
-            raise gr.Error("press Predict first, then click a token on a stage map", print_exception=False)
+            raise gr.Error("press Predict for this photo and model, then click a token on a map", print_exception=False)
         stage = prediction.stages[number - 1]
         cell = views.stage_cell_at(*evt.index, stage.shape[1:])
         if cell is None:
@@ -214,6 +214,14 @@ def token_clicker(number: int) -> Callable[..., list[Any]]:
         return [picture, gr.Row(visible=True), *token_outputs(token)]
 
     return inspect_click
+
+
+def hide_token_details() -> list[gr.Row]:
+    return [gr.Row(visible=False) for _ in explorer.ALL_STAGES]
+
+
+def forget_prediction() -> None:
+    return None
 
 
 @friendly_errors
@@ -441,10 +449,13 @@ def build_app() -> gr.Blocks:
         )
         stage_pictures = stage_outputs[1::2]
         colour_scale.change(redraw_stages, [prediction, colour_scale], stage_pictures, api_visibility="private")
-        predict_button.click(  # a new prediction: tokens clicked on the old maps no longer apply
-            lambda: [gr.Row(visible=False)] * len(token_details), None, [row for row, _, _ in token_details],
-            api_visibility="private", queue=False,
+        # Tokens clicked on old maps no longer apply once there are new maps; after a new photo or model,
+        # the maps on the page no longer match it, so clicks wait for the next Predict.
+        predict_button.click(
+            hide_token_details, None, [row for row, _, _ in token_details], api_visibility="private", queue=False
         )
+        for change in (photo.change, model.change):
+            change(forget_prediction, None, prediction, api_visibility="private", queue=False)
         for number, picture, (row, *details) in zip(explorer.ALL_STAGES, stage_pictures, token_details):
             picture.select(
                 token_clicker(number),

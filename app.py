@@ -127,8 +127,8 @@ class TourStep:
 
 
 # photo → predict → stages → where it looks → what pooling does → ablation → architecture. A step whose
-# tab id is not on the page only explains. Hook for the "Where it looks" and "What pooling does" views:
-# give their tabs id="where-it-looks" and id="what-pooling-does" and the tour opens them.
+# tab id is not on the page only explains. Hook for the "Where it looks" view: give its tab
+# id="where-it-looks" and the tour opens it.
 TOUR = [
     TourStep(
         "Photo",
@@ -156,8 +156,8 @@ TOUR = [
     ),
     TourStep(
         "Pooling as a filter",
-        "The **What pooling does** tab shows the token mixer as a filter: `pool(x) − x` keeps edges and texture "
-        "and flattens the rest.",
+        "The **What pooling does** tab shows the token mixer as a filter: press **Filter the photo** to see "
+        "`pool(x) − x` keep edges and texture and flatten the rest.",
         "what-pooling-does",
     ),
     TourStep(

@@ -86,13 +86,16 @@ def test_ablation_runs_a_what_if_pool_size(page: Page) -> None:
 
 
 def do_what_the_step_says(page: Page, title: str) -> None:
-    """Follow the tour like a visitor: pick a photo, predict, run the ablation; other steps are to read."""
+    """Follow the tour like a visitor: pick a photo, predict, filter, run the ablation; other steps are to read."""
     if title == "Photo":
         page.locator("#examples img").first.click()
         expect(page.locator("#photo img")).to_be_visible(timeout=OUTPUT_TIMEOUT_MS)
     elif title == "Top-5":
         page.locator("#predict-button").click()
         expect(page.locator("#top5 .confidence-set")).to_have_count(5, timeout=OUTPUT_TIMEOUT_MS)
+    elif title == "Pooling as a filter" and page.locator("#filter-button").count():
+        page.locator("#filter-button").click()
+        expect(page.locator("#filter-slider img").first).to_be_visible(timeout=OUTPUT_TIMEOUT_MS)
     elif title == "Ablation":
         page.locator("#ablate-button").click()
         expect(page.locator("#identity-top5 .confidence-set")).to_have_count(5, timeout=OUTPUT_TIMEOUT_MS)

@@ -103,3 +103,12 @@ def test_architecture_of_a_model_without_weights_here_still_draws(client: Client
     svg = client.predict(handle_file(CAT), "m48", api_name="/architecture")
     assert 'data-measured="false"' in svg and "not on this machine" in svg
     assert diagram_shapes(svg)["stage4"] == (1, 768, 7, 7)
+
+
+def test_architecture_of_a_corrupt_upload_is_a_one_line_error(client: Client, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a picture at all\n")
+    with pytest.raises(AppError) as error:
+        client.predict(handle_file(broken), BUNDLED_MODEL, api_name="/architecture")
+    assert str(error.value).startswith("uploaded image") and "\n" not in str(error.value)
+    assert 'data-measured="true"' in client.predict(handle_file(CAT), BUNDLED_MODEL, api_name="/architecture")

@@ -14,7 +14,7 @@ from itertools import pairwise
 
 from PIL import Image
 
-from poolformer.explorer import Architecture, StageTrace
+from poolformer.explorer import Architecture, StageTrace, pool_size
 from visualize.maps import overlay
 
 WIDTH, HEIGHT = 1000, 532
@@ -36,7 +36,7 @@ def mixer_text(mixer: str) -> str:
     """'pooling-5' → 'pool 5×5 − x'; the trained 'pooling' is 3×3."""
     if mixer == "identity":
         return "identity"
-    size = mixer.removeprefix("pooling").lstrip("-") or "3"
+    size = pool_size(mixer)
     return f"pool {size}×{size} − x"
 
 
@@ -247,7 +247,7 @@ def block_row(architecture: Architecture, top: float) -> str:
 def mixer_note(mixer: str) -> str:
     if mixer == "identity":
         return "identity, so tokens never exchange information inside a block — only the stem and downsampling convs mix neighbours."
-    size = mixer.removeprefix("pooling").lstrip("-") or "3"
+    size = pool_size(mixer)
     return f"each token becomes the mean of its {size}×{size} neighbourhood minus itself (the add puts x back), with no weights at all."
 
 

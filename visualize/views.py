@@ -27,6 +27,7 @@ from poolformer.explorer import (
     StageView,
     Token,
     paper,
+    pool_size,
 )
 from poolformer.mixer_filter import border_kernels
 from poolformer.model import VARIANTS
@@ -323,11 +324,6 @@ def what_changed(ablation: Ablation) -> list[str]:
             f"(the paper trained each size from scratch: {pool_size_line()})."
         )
     return lines
-
-
-def pool_size(mixer: str) -> int:
-    """The window of a pooling mixer name: "pooling" is the trained 3, "pooling-5" is 5."""
-    return int(mixer.removeprefix("pooling").lstrip("-") or TRAINED_POOL_SIZE)
 
 
 def pool_size_line() -> str:

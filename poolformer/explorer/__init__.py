@@ -7,7 +7,7 @@
 Every view returns plain data (numpy arrays, dicts, dataclasses); `visualize/` draws, `app.py` wires.
 """
 
-from poolformer.explorer.ablation import POOL_SIZES, TRAINED_POOL_SIZE, Ablation, ablate
+from poolformer.explorer.ablation import POOL_SIZES, TRAINED_POOL_SIZE, Ablation, ablate, pool_size
 from poolformer.explorer.cache import MODELS, ModelCache, load, status_line
 from poolformer.explorer.catalogue import (
     ModelChoice,
@@ -31,6 +31,6 @@ __all__ = [
     "Ablation", "Architecture", "Comparison", "ExplorerError", "LoadReporter", "MeasuredRun", "MixerFilter",
     "ModelCache", "ModelChoice", "Prediction", "StageTrace", "StageView", "Token",
     "ablate", "bundled_choice", "checkpoint_dir", "choice_label", "compare", "default_choice", "describe",
-    "filter_photo", "find_choice", "inspect_token", "load", "measured_mixer_runs", "model_choices", "predict",
-    "scratch_twin", "status_line", "trace",
+    "filter_photo", "find_choice", "inspect_token", "load", "measured_mixer_runs", "model_choices", "pool_size",
+    "predict", "scratch_twin", "status_line", "trace",
 ]

@@ -90,6 +90,11 @@ def pooling_mixer(pool_size: int) -> str:
     return "pooling" if pool_size == TRAINED_POOL_SIZE else f"pooling-{pool_size}"
 
 
+def pool_size(mixer: str) -> int:
+    """The window of a pooling mixer name, the inverse of `pooling_mixer`: "pooling" → 3, "pooling-5" → 5."""
+    return int(mixer.removeprefix("pooling").lstrip("-") or TRAINED_POOL_SIZE)
+
+
 def ablation_mixers(stages: Sequence[int], pool_sizes: Sequence[int] | None = None) -> list[str]:
     """Per stage: identity where chosen, else pooling with that stage's pool size (3, as trained, by default)."""
     try:

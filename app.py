@@ -427,7 +427,8 @@ class Tour:
 
 def tour_layout() -> Tour:
     """A short walkthrough in a panel that opens by itself for a first-time visitor."""
-    seen = gr.BrowserState(False, storage_key="poolformer-explorer-tour-seen")
+    # A fixed secret: the flag is not sensitive, and a returning visitor stays "seen" across server restarts.
+    seen = gr.BrowserState(False, storage_key="poolformer-explorer-tour-seen", secret="poolformer-explorer-tour")
     steps = []
     with gr.Accordion(f"New here? A short tour in {len(TOUR)} steps", open=False, elem_id="tour") as panel:
         with gr.Walkthrough(selected=0, elem_id="tour-steps") as walkthrough:

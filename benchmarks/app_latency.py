@@ -2,12 +2,12 @@
 
     python benchmarks/app_latency.py [--calls 20] [--rounds 3] [--warmup 3] [--browser-runs 5] [--starts 3]
 
-- endpoints: /predict and /ablate of `python app.py` (bundled S12, warm; also run with one torch thread) through gradio_client with
-  download_files=False (a browser fetches the pictures in parallel; the client would fetch them one by
-  one), interleaved call by call with the floor: benchmarks/echo_app.py, the same app answering with
-  outputs computed once at start. app − floor is what our own code costs per request.
-- browser: headless Chromium presses Predict on a fresh visit; time until the fourth stage picture is
-  decoded, app and floor alike.
+- endpoints: /predict, /ablate and /architecture of `python app.py` (bundled S12, warm; also with one torch
+  thread) through gradio_client with download_files=False (a browser fetches the pictures in parallel; the
+  client would fetch them one by one), interleaved call by call with the floor: benchmarks/echo_app.py, the
+  same app answering with outputs computed once at start. app − floor is what our own code costs per request.
+- browser: headless Chromium uploads the photo on a fresh visit, waits a second as a visitor would, presses
+  Predict; time until the fourth stage picture is decoded, app and floor alike.
 - start: `python app.py` until the page answers HTTP 200.
 Targets (issue 8): /predict ≤ floor + 70 ms, /ablate ≤ floor + 130 ms, start ≤ 4.5 s.
 """
@@ -34,7 +34,10 @@ from gradio_client import Client, handle_file  # noqa: E402
 from timing import interleaved_ms, p95  # noqa: E402
 
 PHOTO = REPO / "assets" / "examples" / "cat.jpg"
-ENDPOINT_BUDGET_MS = {"/predict": 70, "/ablate": 130}  # over the floor
+# Over the floor (issue 8). /architecture (the MetaFormer tab's diagram, redrawn on every photo or model change)
+# has no budget of its own here; it is timed because it competes with the others for the same cores.
+ENDPOINT_BUDGET_MS: dict[str, int | None] = {"/predict": 70, "/ablate": 130, "/architecture": None}
+HUMAN_PAUSE_MS = 1000  # between the upload and the click, as a visitor would (the upload redraws the diagram)
 START_TARGET_S = 4.5
 
 
@@ -96,10 +99,8 @@ def endpoints_section(urls: dict[str, str], calls: int, rounds: int, warmup: int
                 figures.append(f"{name} {app_ms:4.0f} ms (p95 {p95(samples[name]):4.0f}) = floor {app_ms - floor_ms:+4.0f}")
             say(f"  {endpoint:9} round {round_number}, medians of {calls} calls each: " + " · ".join(figures))
         for name, values in overheads.items():
-            say(
-                f"  {endpoint} {name}: floor + {spread(values, 'ms')} · target ≤ floor + {budget} ms: "
-                f"{verdict(statistics.median(values), budget)}"
-            )
+            target = f" · target ≤ floor + {budget} ms: {verdict(statistics.median(values), budget)}" if budget else ""
+            say(f"  {endpoint} {name}: floor + {spread(values, 'ms')}{target}")
 
 
 # Starts timing on the click itself and stops once the fourth stage picture is decoded (polled every frame).
@@ -132,6 +133,7 @@ def browser_section(urls: dict[str, str], runs: int) -> None:
             page.goto(url)
             expect(page.locator("#status")).to_contain_text("Loaded", timeout=60_000)
             upload(page, PHOTO)
+            page.wait_for_timeout(HUMAN_PAUSE_MS)
             page.evaluate(TIME_CLICK_TO_PICTURE)
             page.locator("#predict-button").click()
             page.wait_for_function("() => window.clickToPicture !== undefined", timeout=60_000)

@@ -1,6 +1,6 @@
-"""The Gradio floor: the real app, whose /predict and /ablate answer with outputs computed once at start.
+"""The Gradio floor: the real app, whose timed endpoints answer with outputs computed once at start.
 
-    python benchmarks/echo_app.py    (speed_report.py starts it; GRADIO_SERVER_PORT picks the port)
+    python benchmarks/echo_app.py    (app_latency.py starts it; GRADIO_SERVER_PORT picks the port)
 
 Same page, components, event settings and output values as `python app.py` (so Gradio encodes the
 same pictures and the client reads the same answer), but no computing per request: what a request
@@ -9,38 +9,41 @@ costs here is Gradio's and the client's own share, the floor the app's latency i
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-import gradio as gr  # noqa: E402
-
 import app  # noqa: E402
 from poolformer import explorer  # noqa: E402
 
 PHOTO = REPO / "assets" / "examples" / "cat.jpg"
+ECHOED = ("predict", "ablate", "architecture")  # the endpoints app_latency.py times
+
+
+def echo(function: Callable[..., Any], answer: Any) -> Callable[..., Any]:
+    """`function`'s signature (so Gradio passes the same arguments, progress tracker included), `answer` as result."""
+
+    @functools.wraps(function)
+    def answer_again(*args: Any, **kwargs: Any) -> Any:
+        return answer
+
+    return answer_again
 
 
 def main() -> None:
     model = explorer.default_choice()
-    predicted = app.predict_outputs(explorer.predict(PHOTO, model))
-    ablated = app.ablate_outputs(explorer.ablate(PHOTO, model))
-
-    # The same parameters as app.run_predict / app.run_ablate, progress tracker included.
-    def answer_predict(photo: Any, model: str, progress: gr.Progress = gr.Progress()) -> list[Any]:
-        return predicted
-
-    def answer_ablate(photo: Any, model: str, stages: Any = None, progress: gr.Progress = gr.Progress()) -> list[Any]:
-        return ablated
-
+    explorer.load(model)  # loaded before the answers are computed, so no progress is reported outside an event
     blocks = app.build_app()
-    answers = {"predict": answer_predict, "ablate": answer_ablate}
     for block_function in blocks.fns.values():
-        if block_function.api_name in answers:
-            block_function.fn = answers[block_function.api_name]
+        if block_function.api_name in ECHOED:
+            # The real callback, called once as Gradio would call it for the photo and model a client sends.
+            answer = block_function.fn({"path": str(PHOTO)}, model)
+            block_function.fn = echo(block_function.fn, answer)
     blocks.launch(theme=app.THEME, css=app.CSS)
 
 

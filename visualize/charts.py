@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from visualize.maps import BACKGROUND, TITLE_COLOUR, font
 
 CHART_SIZE = (960, 380)  # pixels
-RUN_COLOURS = ("#3b6fb6", "#e07b39", "#4c9a5b")  # pooling, identity swapped in, identity from scratch
+RUN_COLOURS = ("#3b6fb6", "#e07b39", "#4c9a5b")  # as trained, ablated (identity or resized pools), identity from scratch
 SIMILARITY_COLOUR = "#7a5ba6"
 AXIS_COLOUR = (60, 60, 60)
 MAX_CLASSES = 8
@@ -86,13 +86,13 @@ def probability_panel(draw: ImageDraw.ImageDraw, run_names: Sequence[str], proba
 
 
 def similarity_panel(chart: Image.Image, draw: ImageDraw.ImageDraw, stage_cosine: Sequence[float]) -> None:
-    """Vertical bars: cosine similarity of pooling vs identity stage outputs, labelled with their value."""
+    """Vertical bars: cosine similarity of the trained and ablated stage outputs, labelled with their value."""
     label_font, small_font = font(LABEL_SIZE), font(SMALL_SIZE)
     left, right = PROBABILITY_PANEL_WIDTH + 62, CHART_SIZE[0] - 10
     y = Axis(min(0.0, min(stage_cosine) - 0.1), 1.1, PLOT_BOTTOM, PLOT_TOP)  # cosine can be negative
     slot = (right - left) / len(stage_cosine)
 
-    draw.text((left, 8), "Features: pooling vs identity", fill=TITLE_COLOUR, font=font(TITLE_SIZE))
+    draw.text((left, 8), "Features: as trained vs ablated", fill=TITLE_COLOUR, font=font(TITLE_SIZE))
     for number, value in enumerate(stage_cosine, start=1):
         centre = left + (number - 0.5) * slot
         draw.rectangle((centre - 0.4 * slot, y(max(value, 0.0)), centre + 0.4 * slot, y(min(value, 0.0))), fill=SIMILARITY_COLOUR)

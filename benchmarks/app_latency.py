@@ -52,12 +52,13 @@ def folder(parent: Path, name: str) -> Path:
     return path
 
 
-def spread(values: list[float], unit: str, digits: int = 0) -> str:
-    """Median and range of repeated measurements, e.g. '62 ms (58–71 over 3 rounds)'."""
+def spread(values: list[float], unit: str, digits: int = 0, sign: str = "") -> str:
+    """Median and range of repeated measurements, e.g. "62 ms (58 to 71 over 3 runs)"; sign="+" shows signs."""
     middle = statistics.median(values)
     if len(values) == 1:
-        return f"{middle:.{digits}f} {unit}"
-    return f"{middle:.{digits}f} {unit} ({min(values):.{digits}f}–{max(values):.{digits}f} over {len(values)} rounds)"
+        return f"{middle:{sign}.{digits}f} {unit}"
+    low, high = min(values), max(values)
+    return f"{middle:{sign}.{digits}f} {unit} ({low:{sign}.{digits}f} to {high:{sign}.{digits}f} over {len(values)} runs)"
 
 
 def verdict(value: float, target: float) -> str:
@@ -100,7 +101,7 @@ def endpoints_section(urls: dict[str, str], calls: int, rounds: int, warmup: int
             say(f"  {endpoint:9} round {round_number}, medians of {calls} calls each: " + " · ".join(figures))
         for name, values in overheads.items():
             target = f" · target ≤ floor + {budget} ms: {verdict(statistics.median(values), budget)}" if budget else ""
-            say(f"  {endpoint} {name}: floor + {spread(values, 'ms')}{target}")
+            say(f"  {endpoint} {name}: app − floor {spread(values, 'ms', sign='+')}{target}")
 
 
 # Starts timing on the click itself and stops once the fourth stage picture is decoded (polled every frame).

@@ -41,8 +41,10 @@ def main() -> None:
     blocks = app.build_app()
     for block_function in blocks.fns.values():
         if block_function.api_name in ECHOED:
-            # The real callback, called once as Gradio would call it for the photo and model a client sends.
-            answer = block_function.fn({"path": str(PHOTO)}, model)
+            # The real callback, called once as Gradio calls it when a client sends the photo and leaves the
+            # other inputs (the model, the stages...) at their defaults, as app_latency.py's calls do.
+            photo, *others = block_function.inputs
+            answer = block_function.fn({"path": str(PHOTO)}, *(component.value for component in others))
             block_function.fn = echo(block_function.fn, answer)
     blocks.launch(theme=app.THEME, css=app.CSS)
 

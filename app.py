@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import torch
 
 from poolformer import explorer
 from poolformer.preprocess import ImageError
@@ -708,7 +709,20 @@ def build_app() -> gr.Blocks:
     return app
 
 
+def torch_threads_per_request() -> int:
+    """Intra-op threads for each model run: the cores shared by two requests at once, unless OMP_NUM_THREADS says.
+
+    Requests run side by side (an upload redraws the diagram while Predict runs; visitors overlap), and every
+    torch operation waits for all of its threads: with two threads per request on two busy cores, /predict and /ablate
+    took 2-3 times as long over the Gradio floor as with one (benchmarks/app_latency.py measures both).
+    """
+    if "OMP_NUM_THREADS" in os.environ:
+        return torch.get_num_threads()
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
 def main() -> None:
+    torch.set_num_threads(torch_threads_per_request())
     app = build_app()
     app.launch(theme=THEME, css=CSS, prevent_thread_lock=True)
     threading.Thread(target=warm_up, args=(explorer.default_choice(),), daemon=True).start()

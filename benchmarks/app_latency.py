@@ -2,8 +2,8 @@
 
     python benchmarks/app_latency.py [--calls 20] [--rounds 3] [--warmup 3] [--browser-runs 5] [--starts 3]
 
-- endpoints: /predict, /ablate and /architecture of `python app.py` (bundled S12, warm; also with one torch
-  thread) through gradio_client with download_files=False (a browser fetches the pictures in parallel; the
+- endpoints: /predict, /ablate and /architecture of `python app.py` (bundled S12, warm; also with torch threads
+  on all cores) through gradio_client with download_files=False (a browser fetches the pictures in parallel; the
   client would fetch them one by one), interleaved call by call with the floor: benchmarks/echo_app.py, the
   same app answering with outputs computed once at start. app − floor is what our own code costs per request.
 - browser: headless Chromium uploads the photo on a fresh visit, waits a second as a visitor would, presses
@@ -65,19 +65,22 @@ def verdict(value: float, target: float) -> str:
     return "meets" if value <= target else "MISSES"
 
 
+ALL_CORES = os.cpu_count() or 1
+
+
 @contextmanager
 def app_and_floor(scratch: Path) -> Iterator[dict[str, str]]:
-    """The URLs of `python app.py` (torch's default threads, and one thread), and of the echo floor.
+    """The URLs of `python app.py` as it starts by default, of the app with torch threads on every core, and of the floor.
 
-    All offline with the bundled models. The one-thread app shows what a busy machine does to torch's
-    intra-op parallelism: two threads must both get a core at every operation.
+    All offline with the bundled models. The second app shows the trade app.py's torch_threads_per_request makes:
+    more threads speed up one request on idle cores, but every operation waits for all of them.
     """
     with (
         app_server(BUNDLED_DIR, folder(scratch, "app")) as (app_url, _),
-        app_server(BUNDLED_DIR, folder(scratch, "app-1-thread"), extra_env={"OMP_NUM_THREADS": "1"}) as (single_url, _),
+        app_server(BUNDLED_DIR, folder(scratch, "app-all-cores"), extra_env={"OMP_NUM_THREADS": str(ALL_CORES)}) as (all_cores_url, _),
         app_server(BUNDLED_DIR, folder(scratch, "floor"), script="benchmarks/echo_app.py") as (floor_url, _),
     ):
-        yield {"app": app_url, "app, 1 thread": single_url, "floor": floor_url}
+        yield {"app": app_url, f"app, {ALL_CORES} threads": all_cores_url, "floor": floor_url}
 
 
 def endpoint_call(url: str, endpoint: str) -> Callable[[], object]:

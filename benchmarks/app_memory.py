@@ -59,7 +59,7 @@ def memory_section(scratch: Path, hub_cache: Path) -> None:
         time.sleep(WARM_UP_SETTLE_S)
         before = peak_rss_gb(server.pid)
         started = time.perf_counter()
-        table, _ = client.predict(handle_file(PHOTO), api_name="/compare")
+        table = client.predict(handle_file(PHOTO), api_name="/compare")[0]
         took = time.perf_counter() - started
         peak = peak_rss_gb(server.pid)
     say(

@@ -73,7 +73,8 @@ def model_ratio_rows_adapter(runs: int) -> list[str]:
             ours = create_model(weights=path, device=device)
         pixels = torch.randn(batch, 3, 224, 224)
         with torch.inference_mode():
-            ours_s, reference_s = paired_medians([lambda: ours(pixels), lambda: reference(pixels)], runs, device)
+            timed_runs = runs if batch == 1 else max(3, runs // 4)  # a batch costs `batch` times more
+            ours_s, reference_s = paired_medians([lambda: ours(pixels), lambda: reference(pixels)], timed_runs, device)
         rows.append(
             f"cpu: {variant} batch {batch} fp32: ours {ours_s * 1000:.1f} ms vs transformers {reference_s * 1000:.1f} ms, "
             f"time ratio {ours_s / reference_s:.2f}"

@@ -58,7 +58,9 @@ def spread(values: list[float], unit: str, digits: int = 0, sign: str = "") -> s
     if len(values) == 1:
         return f"{middle:{sign}.{digits}f} {unit}"
     low, high = min(values), max(values)
-    return f"{middle:{sign}.{digits}f} {unit} ({low:{sign}.{digits}f} to {high:{sign}.{digits}f} over {len(values)} runs)"
+    return (
+        f"{middle:{sign}.{digits}f} {unit} ({low:{sign}.{digits}f} to {high:{sign}.{digits}f} over {len(values)} runs)"
+    )
 
 
 def verdict(value: float, target: float) -> str:
@@ -70,14 +72,17 @@ ALL_CORES = os.cpu_count() or 1
 
 @contextmanager
 def app_and_floor(scratch: Path) -> Iterator[dict[str, str]]:
-    """The URLs of `python app.py` as it starts by default, of the app with torch threads on every core, and of the floor.
+    """The URLs of `python app.py` as it starts, of the app with torch threads on every core, and of the floor.
 
     All offline with the bundled models. The second app shows the trade app.py's torch_threads_per_request makes:
     more threads speed up one request on idle cores, but every operation waits for all of them.
     """
     with (
         app_server(BUNDLED_DIR, folder(scratch, "app")) as (app_url, _),
-        app_server(BUNDLED_DIR, folder(scratch, "app-all-cores"), extra_env={"OMP_NUM_THREADS": str(ALL_CORES)}) as (all_cores_url, _),
+        app_server(BUNDLED_DIR, folder(scratch, "app-all-cores"), extra_env={"OMP_NUM_THREADS": str(ALL_CORES)}) as (
+            all_cores_url,
+            _,
+        ),
         app_server(BUNDLED_DIR, folder(scratch, "floor"), script="benchmarks/echo_app.py") as (floor_url, _),
     ):
         yield {"app": app_url, f"app, {ALL_CORES} threads": all_cores_url, "floor": floor_url}
@@ -100,7 +105,9 @@ def endpoints_section(urls: dict[str, str], calls: int, rounds: int, warmup: int
             for name in overheads:
                 app_ms = statistics.median(samples[name])
                 overheads[name].append(app_ms - floor_ms)
-                figures.append(f"{name} {app_ms:4.0f} ms (p95 {p95(samples[name]):4.0f}) = floor {app_ms - floor_ms:+4.0f}")
+                figures.append(
+                    f"{name} {app_ms:4.0f} ms (p95 {p95(samples[name]):4.0f}) = floor {app_ms - floor_ms:+4.0f}"
+                )
             say(f"  {endpoint:9} round {round_number}, medians of {calls} calls each: " + " · ".join(figures))
         for name, values in overheads.items():
             target = f" · target ≤ floor + {budget} ms: {verdict(statistics.median(values), budget)}" if budget else ""
@@ -114,7 +121,8 @@ TIME_CLICK_TO_PICTURE = """() => {
         const clicked = performance.now();
         const poll = () => {
             const picture = document.querySelector('#stage-4 img');
-            if (picture && picture.complete && picture.naturalWidth > 0) window.clickToPicture = performance.now() - clicked;
+            const shown = picture && picture.complete && picture.naturalWidth > 0;
+            if (shown) window.clickToPicture = performance.now() - clicked;
             else requestAnimationFrame(poll);
         };
         poll();
@@ -167,7 +175,10 @@ def start_section(scratch: Path, starts: int) -> None:
         started = time.perf_counter()
         with app_server(BUNDLED_DIR, folder(scratch, f"start-{number}")):
             seconds.append(time.perf_counter() - started)
-    say(f"  python app.py → HTTP 200: {spread(seconds, 's', 2)} · target ≤ {START_TARGET_S} s: {verdict(statistics.median(seconds), START_TARGET_S)}")
+    say(
+        f"  python app.py → HTTP 200: {spread(seconds, 's', 2)} · "
+        f"target ≤ {START_TARGET_S} s: {verdict(statistics.median(seconds), START_TARGET_S)}"
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -63,14 +63,17 @@ def memory_section(scratch: Path, hub_cache: Path) -> None:
         took = time.perf_counter() - started
         peak = peak_rss_gb(server.pid)
     say(
-        f"  /compare over {len(table['data'])} models ({', '.join(row[0] for row in table['data'])}) took {took:.1f} s; "
+        f"  /compare over {len(table['data'])} models ({', '.join(row[0] for row in table['data'])}) "
+        f"took {took:.1f} s; "
         f"model cache size {capacity}: peak RSS {peak:.2f} GB (before /compare {before:.2f} GB) · "
         f"target ≤ {MEMORY_TARGET_GB} GB: {verdict(peak, MEMORY_TARGET_GB)}"
     )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--hub-cache", type=Path, default=DEFAULT_HUB_CACHE, help="where the five-variant HF cache is kept")
+    parser.add_argument(
+        "--hub-cache", type=Path, default=DEFAULT_HUB_CACHE, help="where the five-variant HF cache is kept"
+    )
 
 
 def main() -> None:

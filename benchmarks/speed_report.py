@@ -22,10 +22,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-import torch  # noqa: E402
-
 import app_latency  # noqa: E402
 import app_memory  # noqa: E402
+import torch  # noqa: E402
 from app_latency import say  # noqa: E402
 
 SECTIONS = ("model", "app", "memory")
@@ -36,7 +35,14 @@ def machine() -> str:
     cpu = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")), cpu)
+        cpu = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in cpuinfo.read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            cpu,
+        )
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     return (
@@ -58,7 +64,7 @@ def model_section(runs: int) -> None:
 
 
 def model_ratio_rows_adapter(runs: int) -> list[str]:
-    """CPU rows through model_speed.py's interleaved timer, for a tree without `model_speed_rows` (delete once merged)."""
+    """CPU rows through model_speed.py's timer, for a tree without `model_speed_rows` (delete once that is merged)."""
     from model_speed import paired_medians
     from reference import in_layout, reference_model, save_tensors
 
@@ -69,14 +75,17 @@ def model_ratio_rows_adapter(runs: int) -> list[str]:
     for variant, batch in MODEL_CASES:
         reference = reference_model(variant)
         with tempfile.TemporaryDirectory() as scratch:
-            path = save_tensors(in_layout(reference.state_dict(), variant, "timm"), Path(scratch) / "weights.safetensors")
+            path = save_tensors(
+                in_layout(reference.state_dict(), variant, "timm"), Path(scratch) / "weights.safetensors"
+            )
             ours = create_model(weights=path, device=device)
         pixels = torch.randn(batch, 3, 224, 224)
         with torch.inference_mode():
             timed_runs = runs if batch == 1 else max(3, runs // 4)  # a batch costs `batch` times more
             ours_s, reference_s = paired_medians([lambda: ours(pixels), lambda: reference(pixels)], timed_runs, device)
         rows.append(
-            f"cpu: {variant} batch {batch} fp32: ours {ours_s * 1000:.1f} ms vs transformers {reference_s * 1000:.1f} ms, "
+            f"cpu: {variant} batch {batch} fp32: ours {ours_s * 1000:.1f} ms "
+            f"vs transformers {reference_s * 1000:.1f} ms, "
             f"time ratio {ours_s / reference_s:.2f}"
         )
     return rows

@@ -29,7 +29,7 @@ def interleaved_ms(calls: Mapping[str, Callable[[], object]], runs: int, warmup:
             calls[name]()
     samples: dict[str, list[float]] = {name: [] for name in names}
     for run in range(runs):
-        for name in names[run % len(names):] + names[: run % len(names)]:
+        for name in names[run % len(names) :] + names[: run % len(names)]:
             samples[name].append(time_ms(calls[name]))
     return samples
 

@@ -41,7 +41,9 @@ def test_shared_start_gives_exactly_two_full_passes(model: PoolFormer, mixers: l
         expected_pooled, expected_pooled_stages = model.forward_with_stages(pixels)
         expected_swapped, expected_swapped_stages = model.with_token_mixers(mixers).forward_with_stages(pixels)
     assert torch.equal(pooled, expected_pooled) and torch.equal(swapped, expected_swapped)
-    for ours, theirs in zip(pooled_stages + swapped_stages, expected_pooled_stages + expected_swapped_stages, strict=True):
+    for ours, theirs in zip(
+        pooled_stages + swapped_stages, expected_pooled_stages + expected_swapped_stages, strict=True
+    ):
         assert torch.equal(ours, theirs)
     assert not torch.equal(pooled, swapped)
 
@@ -69,7 +71,9 @@ def test_chart_bars_are_as_long_as_their_numbers() -> None:
     for run, colour in zip(probabilities, RUN_COLOURS):
         bars = rectangles(chart, colour)
         axis = min(left for left, *_ in bars)
-        bars = sorted((top, right - axis + 1) for left, top, right, _ in bars if left == axis)  # the legend swatch is elsewhere
+        bars = sorted(
+            (top, right - axis + 1) for left, top, right, _ in bars if left == axis
+        )  # the legend swatch is elsewhere
         lengths = np.array([length for _, length in bars], dtype=float)
         shown = run[np.argsort(-probabilities[0])]  # rows are ordered by the first run's probability
         np.testing.assert_allclose(lengths / lengths.max(), shown / shown.max(), atol=0.01)

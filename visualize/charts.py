@@ -15,7 +15,11 @@ from PIL import Image, ImageDraw
 from visualize.maps import BACKGROUND, TITLE_COLOUR, font
 
 CHART_SIZE = (960, 380)  # pixels
-RUN_COLOURS = ("#3b6fb6", "#e07b39", "#4c9a5b")  # as trained, ablated (identity or resized pools), identity from scratch
+RUN_COLOURS = (
+    "#3b6fb6",
+    "#e07b39",
+    "#4c9a5b",
+)  # as trained, ablated (identity or resized pools), identity from scratch
 SIMILARITY_COLOUR = "#7a5ba6"
 AXIS_COLOUR = (60, 60, 60)
 MAX_CLASSES = 8
@@ -54,7 +58,9 @@ def ticks(low: float, high: float, step: float = 0.2) -> list[float]:
     return [round(value, 6) + 0.0 for value in np.arange(first, high + 1e-9, step)]  # + 0.0: no "-0.0"
 
 
-def probability_panel(draw: ImageDraw.ImageDraw, run_names: Sequence[str], probabilities: Sequence[np.ndarray], class_names: Sequence[str]) -> None:
+def probability_panel(
+    draw: ImageDraw.ImageDraw, run_names: Sequence[str], probabilities: Sequence[np.ndarray], class_names: Sequence[str]
+) -> None:
     """Horizontal bars, one group per class (best first), one bar per run, on a 0-1 axis."""
     label_font, small_font = font(LABEL_SIZE), font(SMALL_SIZE)
     classes = chart_classes(probabilities)
@@ -75,7 +81,9 @@ def probability_panel(draw: ImageDraw.ImageDraw, run_names: Sequence[str], proba
     for value in ticks(0.0, 1.0):
         draw.line((x(value), PLOT_BOTTOM, x(value), PLOT_BOTTOM + TICK), fill=AXIS_COLOUR)
         draw.text((x(value), PLOT_BOTTOM + TICK + 2), f"{value:.1f}", fill=AXIS_COLOUR, font=label_font, anchor="ma")
-    draw.text(((x.start_px + x.end_px) / 2, CHART_SIZE[1] - 6), "probability", fill=AXIS_COLOUR, font=label_font, anchor="md")
+    draw.text(
+        ((x.start_px + x.end_px) / 2, CHART_SIZE[1] - 6), "probability", fill=AXIS_COLOUR, font=label_font, anchor="md"
+    )
 
     # The legend sits in the bottom right, where the bars of the least likely classes are short.
     for line, (name, colour) in enumerate(reversed(list(zip(run_names, RUN_COLOURS)))):
@@ -95,9 +103,17 @@ def similarity_panel(chart: Image.Image, draw: ImageDraw.ImageDraw, stage_cosine
     draw.text((left, 8), "Features: as trained vs ablated", fill=TITLE_COLOUR, font=font(TITLE_SIZE))
     for number, value in enumerate(stage_cosine, start=1):
         centre = left + (number - 0.5) * slot
-        draw.rectangle((centre - 0.4 * slot, y(max(value, 0.0)), centre + 0.4 * slot, y(min(value, 0.0))), fill=SIMILARITY_COLOUR)
+        draw.rectangle(
+            (centre - 0.4 * slot, y(max(value, 0.0)), centre + 0.4 * slot, y(min(value, 0.0))), fill=SIMILARITY_COLOUR
+        )
         above = value >= 0
-        draw.text((centre, y(value) + (-3 if above else 3)), f"{value:.2f}", fill=AXIS_COLOUR, font=small_font, anchor="md" if above else "ma")
+        draw.text(
+            (centre, y(value) + (-3 if above else 3)),
+            f"{value:.2f}",
+            fill=AXIS_COLOUR,
+            font=small_font,
+            anchor="md" if above else "ma",
+        )
         draw.line((centre, PLOT_BOTTOM, centre, PLOT_BOTTOM + TICK), fill=AXIS_COLOUR)
         draw.text((centre, PLOT_BOTTOM + TICK + 2), str(number), fill=AXIS_COLOUR, font=label_font, anchor="ma")
     axes_frame(draw, left, right)

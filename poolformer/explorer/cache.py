@@ -46,6 +46,12 @@ class ModelCache:
                 self._models.move_to_end(value)
             return self._models.get(value), self._loading.setdefault(value, threading.Lock())
 
+    def _store(self, value: str, model: PoolFormer) -> None:
+        with self._lock:
+            self._models[value] = model
+            while len(self._models) > self.capacity:  # two different models loaded side by side
+                self._models.popitem(last=False)
+
     def _make_room(self) -> None:
         """Evict least recently used models until the one about to load fits within the capacity.
 
@@ -54,12 +60,6 @@ class ModelCache:
         """
         with self._lock:
             while self._models and len(self._models) >= self.capacity:
-                self._models.popitem(last=False)
-
-    def _store(self, value: str, model: PoolFormer) -> None:
-        with self._lock:
-            self._models[value] = model
-            while len(self._models) > self.capacity:  # two different models loaded side by side
                 self._models.popitem(last=False)
 
 

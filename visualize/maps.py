@@ -81,6 +81,12 @@ def title_font() -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), TITLE_SIZE)
 
 
+def draw_title(draw: ImageDraw.ImageDraw, corner: tuple[int, int], title: str) -> None:
+    """One line of title text in the TITLE_HEIGHT band whose top-left corner is `corner`."""
+    left, top = corner
+    draw.text((left + 2, top + TITLE_HEIGHT // 2), title, fill=TITLE_COLOUR, font=title_font(), anchor="lm")
+
+
 def titled_row(panels: Sequence[tuple[str, Image.Image]]) -> Image.Image:
     """Panels side by side, each with its title above: one picture instead of several.
 
@@ -93,7 +99,21 @@ def titled_row(panels: Sequence[tuple[str, Image.Image]]) -> Image.Image:
     draw = ImageDraw.Draw(row)
     left = 0
     for title, panel in panels:
-        draw.text((left + 2, TITLE_HEIGHT // 2), title, fill=TITLE_COLOUR, font=title_font(), anchor="lm")
+        draw_title(draw, (left, 0), title)
         row.paste(panel, (left, TITLE_HEIGHT))
         left += panel.width + PANEL_GAP
     return row
+
+
+def titled_column(rows: Sequence[tuple[str, Image.Image]]) -> Image.Image:
+    """Pictures stacked top to bottom, each under its own heading line: rows to compare at a glance."""
+    width = max(picture.width for _, picture in rows)
+    height = sum(TITLE_HEIGHT + picture.height for _, picture in rows) + PANEL_GAP * (len(rows) - 1)
+    column = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(column)
+    top = 0
+    for title, picture in rows:
+        draw_title(draw, (0, top), title)
+        column.paste(picture, (0, top + TITLE_HEIGHT))
+        top += TITLE_HEIGHT + picture.height + PANEL_GAP
+    return column

@@ -6,15 +6,17 @@ strings; `app.py` only places them in components.
 
 from __future__ import annotations
 
+import numpy as np
 from PIL import Image
 
-from poolformer.explorer import PAPER_S12_TOP1, Ablation, Comparison, ModelChoice, StageView
+from poolformer.explorer import PAPER_S12_TOP1, Ablation, Comparison, Explanation, ModelChoice, ModelMaps, StageView
 from poolformer.model import VARIANTS
 from visualize.charts import ablation_chart
-from visualize.maps import PHOTO_SIZE, channel_grid, overlay, titled_row
+from visualize.maps import PHOTO_SIZE, channel_grid, overlay, titled_column, titled_row
 
 ENERGY_COLORMAP = "inferno"
 MIXER_COLORMAP = "viridis"
+CAM_COLORMAP = "plasma"  # not the energy maps' inferno: this is evidence for one class, not activation
 MIXER_TITLES = {"pooling": "pooling adds ‖pool(x) − x‖", "identity": "identity mixer ‖norm(x)‖"}
 
 
@@ -94,6 +96,74 @@ def scratch_comparison(pooling: ModelChoice, identity: ModelChoice) -> str:
         f"**Trained from scratch with each mixer** (third bar): {pooling.name} reaches **{accuracy(pooling)}** and "
         f"{identity.name} **{accuracy(identity)}** top-1 on the {pooling.metadata.get('dataset', 'validation')} val split."
     )
+
+
+# How to read each stage's Grad-CAM map; the stages see ever larger regions, ever further from pixels.
+CAM_READING = {
+    1: "Edges and colours. This far from the classifier the gradient is noisy: read it as speckle, not an outline.",
+    2: "Textures and small parts; still noisy, but it starts to gather on the object.",
+    3: "Object parts: usually the first stage whose bright cells sit on the object.",
+    4: "What the classifier reads directly (a mean over these cells); the only stage the authors' script draws.",
+}
+CAM_TILE = 168  # comparison tiles: a multiple of 56, so every stage's cells stay whole squares
+
+
+def cam_caption(number: int, cam: np.ndarray, target_name: str) -> str:
+    """Stage, map size and cell size, and what its bright cells mean for the explained class."""
+    height, width = cam.shape
+    cell = PHOTO_SIZE // height
+    return (
+        f"**Stage {number}** · {height} × {width} cells of {cell} × {cell} px. Bright = the features here raise "
+        f"the score of **{target_name}**. {CAM_READING[number]}"
+    )
+
+
+def cam_picture(photo: Image.Image, cam: np.ndarray) -> Image.Image:
+    return overlay(photo, cam, CAM_COLORMAP)
+
+
+def explained_runs(explanation: Explanation) -> list[tuple[str, ModelMaps]]:
+    """(row title, maps) for the model as trained, then with identity swapped in, then from scratch."""
+    swapped = ", ".join(str(number) for number in explanation.swapped_stages)
+    runs = [(f"{explanation.choice.name}, as trained", explanation.trained)]
+    if explanation.ablated is not None:
+        runs.append((f"same weights, identity instead of pooling in stage(s) {swapped}", explanation.ablated))
+    if explanation.scratch is not None and explanation.scratch_choice is not None:
+        runs.append((f"{explanation.scratch_choice.name}: identity mixer, trained from scratch", explanation.scratch))
+    return runs
+
+
+def cam_comparison_picture(explanation: Explanation) -> Image.Image | None:
+    """One row of four stage maps per model; None when there is nothing to compare with."""
+    runs = explained_runs(explanation)
+    if len(runs) == 1:
+        return None
+    photo = explanation.photo.resize((CAM_TILE, CAM_TILE), Image.Resampling.BICUBIC)
+    target = explanation.target_name
+    rows = []
+    for title, run in runs:
+        panels = [(f"stage {number}", overlay(photo, cam, CAM_COLORMAP)) for number, cam in enumerate(run.maps, 1)]
+        rows.append((f"{title} · P({target}) = {percent(run.target_probability)}", titled_row(panels)))
+    return titled_column(rows)
+
+
+def cam_comparison_summary(explanation: Explanation) -> str:
+    """Each model's probability for the class, and how alike its maps are to the as-trained ones."""
+    runs = explained_runs(explanation)
+    if len(runs) == 1:
+        return f"{explanation.choice.name} already mixes tokens by identity: pick a pooling model to see its maps change."
+    lines = [
+        f"Grad-CAM for **{explanation.target_name}** in every model, each map on its own colour scale. "
+        "Similarity is the cosine between a model's map and the as-trained model's map at the same stage "
+        "(1 = looks at the same places in the same proportions, 0 = no overlap).",
+        "",
+        f"| model | P({explanation.target_name}) | stage 1 | stage 2 | stage 3 | stage 4 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for title, run in runs:
+        similarity = " | ".join(f"{value:.2f}" for value in run.similarity)
+        lines.append(f"| {title} | {percent(run.target_probability)} | {similarity} |")
+    return "\n".join(lines)
 
 
 COMPARISON_COLUMNS = ["model", "weights", "params (M)", "GMACs", "top-1 (%)", "latency (ms)", "top-5"]

@@ -1,7 +1,7 @@
 """What the Explorer app computes, one module per concern; nothing here imports gradio.
 
 - `common`: device, photo decoding, model input, top-k;  `catalogue`: which models exist, the default;
-- `cache`: the shared read-only model cache;  one module per view: `prediction`, `ablation`, `comparison`.
+- `cache`: the shared read-only model cache;  one module per view: `prediction`, `ablation`, `comparison`, `explanation`.
 
 Every view returns plain data (numpy arrays, dicts, dataclasses); `visualize/` draws, `app.py` wires.
 """
@@ -21,11 +21,13 @@ from poolformer.explorer.catalogue import (
 )
 from poolformer.explorer.common import ALL_STAGES, DEVICE, PAPER_S12_TOP1, ExplorerError, LoadReporter
 from poolformer.explorer.comparison import TIMED_RUNS, Comparison, compare
+from poolformer.explorer.explanation import TOP1, Explanation, ModelMaps, explain
 from poolformer.explorer.prediction import Prediction, StageView, predict
 
 __all__ = [
-    "ALL_STAGES", "DEVICE", "MODELS", "PAPER_S12_TOP1", "TIMED_RUNS",
-    "Ablation", "Comparison", "ExplorerError", "LoadReporter", "ModelCache", "ModelChoice", "Prediction", "StageView",
-    "ablate", "bundled_choice", "checkpoint_dir", "choice_label", "compare", "default_choice", "describe",
+    "ALL_STAGES", "DEVICE", "MODELS", "PAPER_S12_TOP1", "TIMED_RUNS", "TOP1",
+    "Ablation", "Comparison", "ExplorerError", "Explanation", "LoadReporter", "ModelCache", "ModelChoice", "ModelMaps",
+    "Prediction", "StageView",
+    "ablate", "bundled_choice", "checkpoint_dir", "choice_label", "compare", "default_choice", "describe", "explain",
     "find_choice", "load", "model_choices", "predict", "scratch_twin", "status_line",
 ]

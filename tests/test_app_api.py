@@ -161,14 +161,23 @@ def test_corrupt_upload_gives_one_line_error(client: Client, tmp_path: Path, con
     assert len(client.predict(handle_file(CAT), api_name="/predict")[0]["confidences"]) == 5  # still serving
 
 
-def cam_comparison_size(models: int) -> tuple[int, int]:
-    return CAM_ROW_SIZE[0], models * CAM_ROW_SIZE[1] + (models - 1) * PANEL_GAP
+def assert_cam_comparison(path: str, models: int) -> None:
+    """One row of four stage maps per model; a long row heading may widen the picture."""
+    with Image.open(path) as image:
+        image.load()
+        assert image.height == models * CAM_ROW_SIZE[1] + (models - 1) * PANEL_GAP
+        assert CAM_ROW_SIZE[0] <= image.width <= CAM_ROW_SIZE[0] + PHOTO_SIZE
 
 
 def summary_rows(summary: str) -> dict[str, list[str]]:
     """The /explain summary table as {model: [P(target), similarity per stage...]}."""
     rows = [line.strip("| ").split(" | ") for line in summary.splitlines() if line.startswith("| ") and "%" in line]
     return {cells[0]: cells[1:] for cells in rows}
+
+
+def table_percent(probability: float) -> str:
+    """How the /explain summary table writes a probability (a no-break space keeps "14.5 %" on one line)."""
+    return f"{probability * 100:.1f}\N{NO-BREAK SPACE}%"
 
 
 def reference_target_probability(model: torch.nn.Module, photo: Path, target: int) -> float:
@@ -201,9 +210,9 @@ def test_explain_with_only_the_photo_explains_the_top1(default_explanation: list
     for number, (picture, caption, size) in enumerate(zip(pictures, captions, (56, 28, 14, 7), strict=True), 1):
         assert_image(picture, (PHOTO_SIZE, PHOTO_SIZE))
         assert f"**Stage {number}** · {size} × {size} cells" in caption and f"**{top1}**" in caption
-    assert f"P({top1})" in summary
+    assert f"probability for **{top1}**" in summary
     as_trained = summary_rows(summary)[f"{POOLING_NAME}, as trained"]
-    assert as_trained[0] == f"{expected[0][1] * 100:.1f} %"
+    assert as_trained[0] == table_percent(expected[0][1])
     assert as_trained[1:] == ["1.00"] * 4  # the model's own maps, compared with themselves
     assert "poolformer_s12_imagenette.safetensors" in status
 
@@ -211,21 +220,21 @@ def test_explain_with_only_the_photo_explains_the_top1(default_explanation: list
 def test_explain_shows_the_identity_twins_maps(default_explanation: list, checkpoint_dir: Path, bundled_model: torch.nn.Module) -> None:
     """The bundled pooling model has both comparisons: identity swapped in, and identity trained from scratch."""
     comparison, summary = default_explanation[9], default_explanation[10]
-    assert_image(comparison, cam_comparison_size(3))
+    assert_cam_comparison(comparison, models=3)
     rows = summary_rows(summary)
     assert len(rows) == 3
     twin = create_model("s12", weights=checkpoint_dir / "identityformer_s12_imagenette.safetensors")
     top1 = reference_top5(bundled_model, CAT)[0][0]
     target = bundled_model.class_names.index(top1)
-    scratch = rows[f"{IDENTITY_NAME}: identity mixer, trained from scratch"]
-    assert scratch[0] == f"{reference_target_probability(twin, CAT, target) * 100:.1f} %"
+    scratch = rows[f"{IDENTITY_NAME}, trained from scratch"]
+    assert scratch[0] == table_percent(reference_target_probability(twin, CAT, target))
     trained_maps = grad_cam(bundled_model, preprocess(load_image(CAT), 0.9), target)
     twin_maps = grad_cam(twin, preprocess(load_image(CAT), 0.9), target)
     cosines = [torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0) for a, b in zip(trained_maps, twin_maps)]
     assert scratch[1:] == [f"{float(value):.2f}" for value in cosines]
-    swapped = rows["same weights, identity instead of pooling in stage(s) 1, 2, 3, 4"]
+    swapped = rows["identity swapped into stage(s) 1, 2, 3, 4, same weights"]
     ablated = bundled_model.with_token_mixers("identity")
-    assert swapped[0] == f"{reference_target_probability(ablated, CAT, target) * 100:.1f} %"
+    assert swapped[0] == table_percent(reference_target_probability(ablated, CAT, target))
 
 
 def test_explain_a_named_class_from_the_top5(client: Client, bundled_model: torch.nn.Module) -> None:
@@ -235,8 +244,8 @@ def test_explain_a_named_class_from_the_top5(client: Client, bundled_model: torc
     assert_top5(outputs[0], expected)  # the top-5 stays the photo's, whatever class is explained
     assert all(f"**{name}**" in caption for caption in outputs[2:9:2])
     rows = summary_rows(outputs[10])
-    assert rows[f"{POOLING_NAME}, as trained"][0] == f"{probability * 100:.1f} %"
-    assert "same weights, identity instead of pooling in stage(s) 4" in rows
+    assert rows[f"{POOLING_NAME}, as trained"][0] == table_percent(probability)
+    assert "identity swapped into stage(s) 4, same weights" in rows
 
 
 def test_explain_an_unknown_class_gives_one_line_error(client: Client) -> None:
@@ -279,8 +288,8 @@ def test_cached_official_s12_becomes_the_default_and_serves_every_endpoint(tmp_p
         explained = client.predict(handle_file(CAT), api_name="/explain")  # default model, its top-1 class
         assert_top5(explained[0], expected)
         assert f"**{expected[0][0]}**" in explained[8]  # the stage-4 caption names the explained class
-        assert_image(explained[9], cam_comparison_size(2))  # as trained and identity swapped in; no scratch twin
+        assert_cam_comparison(explained[9], models=2)  # as trained and identity swapped in; no scratch twin
         assert list(summary_rows(explained[10])) == [
             "PoolFormer-S12, as trained",
-            "same weights, identity instead of pooling in stage(s) 1, 2, 3, 4",
+            "identity swapped into stage(s) 1, 2, 3, 4, same weights",
         ]

@@ -127,9 +127,9 @@ def explained_runs(explanation: Explanation) -> list[tuple[str, ModelMaps]]:
     swapped = ", ".join(str(number) for number in explanation.swapped_stages)
     runs = [(f"{explanation.choice.name}, as trained", explanation.trained)]
     if explanation.ablated is not None:
-        runs.append((f"same weights, identity instead of pooling in stage(s) {swapped}", explanation.ablated))
+        runs.append((f"identity swapped into stage(s) {swapped}, same weights", explanation.ablated))
     if explanation.scratch is not None and explanation.scratch_choice is not None:
-        runs.append((f"{explanation.scratch_choice.name}: identity mixer, trained from scratch", explanation.scratch))
+        runs.append((f"{explanation.scratch_choice.name}, trained from scratch", explanation.scratch))
     return runs
 
 
@@ -153,16 +153,17 @@ def cam_comparison_summary(explanation: Explanation) -> str:
     if len(runs) == 1:
         return f"{explanation.choice.name} already mixes tokens by identity: pick a pooling model to see its maps change."
     lines = [
-        f"Grad-CAM for **{explanation.target_name}** in every model, each map on its own colour scale. "
-        "Similarity is the cosine between a model's map and the as-trained model's map at the same stage "
-        "(1 = looks at the same places in the same proportions, 0 = no overlap).",
+        f"Grad-CAM for **{explanation.target_name}** in every model, each map on its own colour scale. **P** is the "
+        f"model's probability for **{explanation.target_name}**; each stage column is the cosine similarity between "
+        "the model's map and the as-trained model's map (1 = the same places in the same proportions, 0 = no overlap).",
         "",
-        f"| model | P({explanation.target_name}) | stage 1 | stage 2 | stage 3 | stage 4 |",
+        "| model | P | stage 1 | stage 2 | stage 3 | stage 4 |",
         "|---|---|---|---|---|---|",
     ]
     for title, run in runs:
         similarity = " | ".join(f"{value:.2f}" for value in run.similarity)
-        lines.append(f"| {title} | {percent(run.target_probability)} | {similarity} |")
+        probability = percent(run.target_probability).replace(" ", "\N{NO-BREAK SPACE}")  # "14.5 %" on one line
+        lines.append(f"| {title} | {probability} | {similarity} |")
     return "\n".join(lines)
 
 

@@ -253,7 +253,11 @@ def cam_columns() -> list[gr.components.Component]:
         for number in explorer.ALL_STAGES:
             with gr.Column(min_width=160):
                 picture = gr.Image(
-                    label=f"Grad-CAM, stage {number}", format="jpeg", show_label=False, buttons=[], elem_id=f"cam-{number}"
+                    label=f"Grad-CAM, stage {number}",
+                    format="jpeg",
+                    show_label=False,
+                    buttons=[],
+                    elem_id=f"cam-{number}",
                 )
                 caption = gr.Markdown(elem_classes="cam-caption")
             components += [picture, caption]
@@ -301,14 +305,20 @@ def build_app() -> gr.Blocks:
                                 elem_id="target",
                             )
                             explain_stages = gr.CheckboxGroup(
-                                STAGE_CHOICES, value=list(explorer.ALL_STAGES), label="Compare with identity instead of pooling in"
+                                STAGE_CHOICES,
+                                value=list(explorer.ALL_STAGES),
+                                label="Compare with identity instead of pooling in",
                             )
                         explain_button = gr.Button("Show where it looks", variant="primary", elem_id="explain-button")
                         explain_top5 = gr.Label(num_top_classes=5, label="Top-5 classes", elem_id="explain-top5")
                         cam_outputs = cam_columns()
                         gr.Markdown("**When tokens stop mixing**: the same maps, stage 1 to 4, for each model.")
                         cam_comparison = gr.Image(
-                            label="Grad-CAM per stage and model", show_label=False, buttons=[], format="jpeg", elem_id="cam-comparison"
+                            label="Grad-CAM per stage and model",
+                            show_label=False,
+                            buttons=[],
+                            format="jpeg",
+                            elem_id="cam-comparison",
                         )
                         cam_summary = gr.Markdown(elem_id="cam-summary")
                     with gr.Tab("Token-mixer ablation"):

@@ -24,7 +24,7 @@ def grad_cam(model: PoolFormer, pixels: torch.Tensor, target: int | None = None)
     if pixels.shape[0] != 1:
         raise ValueError(f"grad_cam explains one image at a time; got a batch of {pixels.shape[0]}")
     if any(parameter.is_inference() for parameter in model.parameters()):
-        raise ValueError("the model's weights were created under torch.inference_mode(); load it outside it to explain it")
+        raise ValueError("the model's weights were made under torch.inference_mode(); load it outside to explain it")
     # A graph is needed even when the caller runs under inference_mode or no_grad, and even when
     # the parameters are frozen: the input (a private copy) is what makes the stage outputs require grad.
     with torch.inference_mode(False), torch.enable_grad():

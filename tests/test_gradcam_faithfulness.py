@@ -111,7 +111,7 @@ def greyed(pixels: torch.Tensor, cells: list[int], grid: int) -> torch.Tensor:
 
 def test_greying_the_brightest_cells_hurts_more_than_random_cells(model: PoolFormer, val_dir: Path) -> None:
     generator = torch.Generator().manual_seed(0)
-    photos = [sorted(folder.iterdir())[0] for folder in sorted(val_dir.iterdir())]  # the first photo of each class
+    photos = [min(folder.iterdir()) for folder in sorted(val_dir.iterdir())]  # the first photo of each class
     brightest_drops, random_drops = [], []
     print(f"\nDeletion: probability drop of the top-1 class when {DELETED_SHARE:.0%} of the stage-4 cells are greyed")
     for path in photos:

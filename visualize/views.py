@@ -153,9 +153,12 @@ def cam_comparison_summary(explanation: Explanation) -> str:
     if len(runs) == 1:
         return f"{explanation.choice.name} already mixes tokens by identity: pick a pooling model to see its maps change."
     lines = [
-        f"Grad-CAM for **{explanation.target_name}** in every model, each map on its own colour scale. **P** is the "
-        f"model's probability for **{explanation.target_name}**; each stage column is the cosine similarity between "
-        "the model's map and the as-trained model's map (1 = the same places in the same proportions, 0 = no overlap).",
+        (
+            f"Grad-CAM for **{explanation.target_name}** in every model, each map on its own colour scale. "
+            f"**P** is the model's probability for **{explanation.target_name}**; each stage column is the cosine "
+            "similarity between the model's map and the as-trained model's map (1 = the same places in the same "
+            "proportions, 0 = no overlap)."
+        ),
         "",
         "| model | P | stage 1 | stage 2 | stage 3 | stage 4 |",
         "|---|---|---|---|---|---|",

@@ -70,10 +70,13 @@ def target_index(target: str | None, probabilities: torch.Tensor, class_names: S
     for label, index in zip(top5, indices):
         if label.casefold() == wanted.casefold():
             return index
-    raise ExplorerError(f"target {wanted!r} is not in this photo's top-5 ({', '.join(top5)}); pick one of those or {TOP1!r}")
+    choices = ", ".join(top5)
+    raise ExplorerError(f"target {wanted!r} is not in this photo's top-5 ({choices}); pick one of those or {TOP1!r}")
 
 
-def model_maps(name: str, model: PoolFormer, pixels: torch.Tensor, target: int, reference: list[np.ndarray] | None) -> ModelMaps:
+def model_maps(
+    name: str, model: PoolFormer, pixels: torch.Tensor, target: int, reference: list[np.ndarray] | None
+) -> ModelMaps:
     """Grad-CAM of one model for `target`; `reference` (the as-trained maps) gives the similarity."""
     maps = [cam.cpu().numpy() for cam in grad_cam(model, pixels, target)]
     return ModelMaps(

@@ -94,6 +94,7 @@ CSS = """
 .stage-heading { margin-top: 0.6rem; }
 .stage-heading p { font-size: 0.95rem; }
 .cam-caption p { font-size: 0.85rem; }
+#cam-summary td:not(:first-child), #cam-summary th:not(:first-child) { white-space: nowrap; }
 footer { display: none !important; }
 """
 

@@ -176,8 +176,8 @@ def summary_rows(summary: str) -> dict[str, list[str]]:
 
 
 def table_percent(probability: float) -> str:
-    """How the /explain summary table writes a probability (a no-break space keeps "14.5 %" on one line)."""
-    return f"{probability * 100:.1f}\N{NO-BREAK SPACE}%"
+    """How the /explain summary table writes a probability."""
+    return f"{probability * 100:.1f} %"
 
 
 def reference_target_probability(model: torch.nn.Module, photo: Path, target: int) -> float:

@@ -176,8 +176,7 @@ def cam_comparison_summary(explanation: Explanation) -> str:
     ]
     for title, run in runs:
         similarity = " | ".join(f"{value:.2f}" for value in run.similarity)
-        probability = percent(run.target_probability).replace(" ", "\N{NO-BREAK SPACE}")  # "14.5 %" on one line
-        lines.append(f"| {title} | {probability} | {similarity} |")
+        lines.append(f"| {title} | {percent(run.target_probability)} | {similarity} |")
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""PoolFormer Explorer's own PoolFormer: model, weights, preprocessing, labels and CLI."""
+"""PoolFormer Explorer's own PoolFormer: model, weights, preprocessing, labels, Grad-CAM and CLI."""
 
 from poolformer.gradcam import grad_cam
 from poolformer.model import VARIANTS, PoolFormer, Variant

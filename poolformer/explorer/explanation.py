@@ -34,7 +34,6 @@ TOP1 = "top-1"  # the target value meaning "the class the model ranks first"
 class ModelMaps:
     """One model's Grad-CAM maps for the explained class, and how it rates that class."""
 
-    name: str
     target_probability: float
     maps: list[np.ndarray]  # stages 1-4, (H, W) each at the stage's resolution, non-negative
     similarity: list[float]  # per stage: cosine similarity with the as-trained model's map (1 for itself)
@@ -74,13 +73,10 @@ def target_index(target: str | None, probabilities: torch.Tensor, class_names: S
     raise ExplorerError(f"target {wanted!r} is not in this photo's top-5 ({choices}); pick one of those or {TOP1!r}")
 
 
-def model_maps(
-    name: str, model: PoolFormer, pixels: torch.Tensor, target: int, reference: list[np.ndarray] | None
-) -> ModelMaps:
+def model_maps(model: PoolFormer, pixels: torch.Tensor, target: int, reference: list[np.ndarray] | None) -> ModelMaps:
     """Grad-CAM of one model for `target`; `reference` (the as-trained maps) gives the similarity."""
     maps = [cam.cpu().numpy() for cam in grad_cam(model, pixels, target)]
     return ModelMaps(
-        name=name,
         target_probability=float(class_probabilities(model, pixels)[target]),
         maps=maps,
         similarity=[cosine(torch.from_numpy(a), torch.from_numpy(b)) for a, b in zip(maps, reference or maps)],
@@ -100,19 +96,19 @@ def explain(
     model = MODELS.get(choice, report)
     probabilities = class_probabilities(model, pixels)
     index = target_index(target, probabilities, model.class_names)
-    trained = model_maps("as trained", model, pixels, index, None)
+    trained = model_maps(model, pixels, index, None)
 
     ablated, swapped = None, ()
     if choice.token_mixer == "pooling":
         mixers = identity_mixers(stages)
         swapped = tuple(number for number, mixer in zip(ALL_STAGES, mixers) if mixer == "identity")
-        ablated = model_maps("identity swapped in", model.with_token_mixers(mixers), pixels, index, trained.maps)
+        ablated = model_maps(model.with_token_mixers(mixers), pixels, index, trained.maps)
 
     twin, scratch = scratch_twin(choice), None
     if twin is not None:
         twin_model = MODELS.get(twin, report)
         if twin_model.class_names == model.class_names:  # same dataset, so the same classes in the same order
-            scratch = model_maps("identity, trained from scratch", twin_model, pixels, index, trained.maps)
+            scratch = model_maps(twin_model, pixels, index, trained.maps)
     return Explanation(
         choice=choice,
         status=status_line(model),

@@ -250,6 +250,14 @@ def test_explain_a_named_class_from_the_top5(client: Client, bundled_model: torc
     assert "identity swapped into stage(s) 4, same weights" in rows
 
 
+def test_explain_an_identity_model_has_nothing_to_switch_off(client: Client, checkpoint_dir: Path) -> None:
+    identity = bundled_choice(checkpoint_dir / "identityformer_s12_imagenette.safetensors")
+    outputs = client.predict(handle_file(CAT), identity.value, api_name="/explain")
+    assert len(outputs[0]["confidences"]) == 5
+    assert outputs[9] is None and "already mixes tokens by identity" in outputs[10]
+    assert "identityformer_s12_imagenette.safetensors" in outputs[11]
+
+
 def test_explain_an_unknown_class_gives_one_line_error(client: Client) -> None:
     with pytest.raises(AppError) as error:
         client.predict(handle_file(CAT), BUNDLED_MODEL, "zebra", api_name="/explain")

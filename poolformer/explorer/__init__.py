@@ -1,7 +1,8 @@
 """What the Explorer app computes, one module per concern; nothing here imports gradio.
 
 - `common`: device, photo decoding, model input, top-k;  `catalogue`: which models exist, the default;
-- `cache`: the shared read-only model cache;  one module per view: `prediction`, `ablation`, `comparison`, `explanation`.
+- `cache`: the shared read-only model cache;  one module per view: `prediction`, `ablation`, `comparison`, `mixer`,
+  `explanation`.
 
 Every view returns plain data (numpy arrays, dicts, dataclasses); `visualize/` draws, `app.py` wires.
 """
@@ -22,12 +23,13 @@ from poolformer.explorer.catalogue import (
 from poolformer.explorer.common import ALL_STAGES, DEVICE, PAPER_S12_TOP1, ExplorerError, LoadReporter
 from poolformer.explorer.comparison import TIMED_RUNS, Comparison, compare
 from poolformer.explorer.explanation import TOP1, Explanation, ModelMaps, explain
+from poolformer.explorer.mixer import MixerFilter, Token, filter_photo, inspect_token
 from poolformer.explorer.prediction import Prediction, StageView, predict
 
 __all__ = [
     "ALL_STAGES", "DEVICE", "MODELS", "PAPER_S12_TOP1", "TIMED_RUNS", "TOP1",
-    "Ablation", "Comparison", "ExplorerError", "Explanation", "LoadReporter", "ModelCache", "ModelChoice", "ModelMaps",
-    "Prediction", "StageView",
+    "Ablation", "Comparison", "Explanation", "ExplorerError", "LoadReporter", "MixerFilter", "ModelCache", "ModelChoice",
+    "ModelMaps", "Prediction", "StageView", "Token",
     "ablate", "bundled_choice", "checkpoint_dir", "choice_label", "compare", "default_choice", "describe", "explain",
-    "find_choice", "load", "model_choices", "predict", "scratch_twin", "status_line",
+    "filter_photo", "find_choice", "inspect_token", "load", "model_choices", "predict", "scratch_twin", "status_line",
 ]

@@ -308,7 +308,6 @@ def warm_up(model: str) -> None:
         predict_outputs(explorer.predict(EXAMPLES[0], model))
         filter_outputs(explorer.filter_photo(EXAMPLES[0], model))
         ablate_outputs(explorer.ablate(EXAMPLES[0], model))
-        explain_outputs(explorer.explain(EXAMPLES[0], model))
     except (WeightsError, explorer.ExplorerError) as error:
         print(f"warm-up skipped: {error}")
 

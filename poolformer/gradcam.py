@@ -21,6 +21,13 @@ def grad_cam(model: PoolFormer, pixels: torch.Tensor, target: int | None = None)
     parameter's `.grad` is written and no `requires_grad` flag is changed: a model shared by
     concurrent requests is only read. `pixels` is one (1, 3, H, W) image.
     """
+    return grad_cam_with_logits(model, pixels, target)[1]
+
+
+def grad_cam_with_logits(
+    model: PoolFormer, pixels: torch.Tensor, target: int | None = None
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """`grad_cam`, plus the (1, classes) logits of the same forward pass, for callers that also report them."""
     if pixels.shape[0] != 1:
         raise ValueError(f"grad_cam explains one image at a time; got a batch of {pixels.shape[0]}")
     if any(parameter.is_inference() for parameter in model.parameters()):
@@ -34,7 +41,8 @@ def grad_cam(model: PoolFormer, pixels: torch.Tensor, target: int | None = None)
         if not 0 <= index < logits.shape[-1]:
             raise ValueError(f"target class {index} is out of range for {logits.shape[-1]} classes")
         gradients = torch.autograd.grad(logits[0, index], stage_outputs)
-    return [class_activation(features, gradient) for features, gradient in zip(stage_outputs, gradients)]
+    maps = [class_activation(features, gradient) for features, gradient in zip(stage_outputs, gradients)]
+    return logits.detach(), maps
 
 
 def class_activation(features: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:

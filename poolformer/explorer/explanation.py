@@ -24,7 +24,7 @@ from poolformer.explorer.common import (
     photo_from,
     top_k,
 )
-from poolformer.gradcam import grad_cam
+from poolformer.gradcam import grad_cam_with_logits
 from poolformer.model import PoolFormer
 
 TOP1 = "top-1"  # the target value meaning "the class the model ranks first"
@@ -75,9 +75,10 @@ def target_index(target: str | None, probabilities: torch.Tensor, class_names: S
 
 def model_maps(model: PoolFormer, pixels: torch.Tensor, target: int, reference: list[np.ndarray] | None) -> ModelMaps:
     """Grad-CAM of one model for `target`; `reference` (the as-trained maps) gives the similarity."""
-    maps = [cam.cpu().numpy() for cam in grad_cam(model, pixels, target)]
+    logits, cams = grad_cam_with_logits(model, pixels, target)
+    maps = [cam.cpu().numpy() for cam in cams]
     return ModelMaps(
-        target_probability=float(class_probabilities(model, pixels)[target]),
+        target_probability=float(logits[0].softmax(-1)[target]),
         maps=maps,
         similarity=[cosine(torch.from_numpy(a), torch.from_numpy(b)) for a, b in zip(maps, reference or maps)],
     )

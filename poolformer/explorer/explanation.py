@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from poolformer.explorer.ablation import cosine, identity_mixers
+from poolformer.explorer.ablation import chosen_stages, cosine, identity_mixers
 from poolformer.explorer.cache import MODELS, status_line
 from poolformer.explorer.catalogue import ModelChoice, find_choice, scratch_twin
 from poolformer.explorer.common import (
@@ -49,7 +49,7 @@ class Explanation:
     target_name: str
     trained: ModelMaps
     swapped_stages: tuple[int, ...]  # stages whose pooling became identity in `ablated`
-    ablated: ModelMaps | None  # None when the chosen model already mixes by identity
+    ablated: ModelMaps | None  # None when the model already mixes by identity, or no stage was ticked
     scratch: ModelMaps | None  # the bundled identity-mixer model trained from scratch, where shipped
     scratch_choice: ModelChoice | None
 
@@ -100,7 +100,7 @@ def explain(
     trained = model_maps(model, pixels, index, None)
 
     ablated, swapped = None, ()
-    if choice.token_mixer == "pooling":
+    if choice.token_mixer == "pooling" and chosen_stages(stages):  # no stage ticked: no ablated row
         mixers = identity_mixers(stages)
         swapped = tuple(number for number, mixer in zip(ALL_STAGES, mixers) if mixer == "identity")
         ablated = model_maps(model.with_token_mixers(mixers), pixels, index, trained.maps)

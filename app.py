@@ -562,7 +562,8 @@ def build_app() -> gr.Blocks:
                 card = gr.Markdown(explorer.describe(explorer.find_choice(default)))
                 status = gr.Markdown("Weights load on first use…", elem_id="status")
             with gr.Column(scale=5):
-                with gr.Tabs(elem_id="tabs") as tabs:
+                # Seven tabs outgrow a laptop-wide column: wrap them onto a second row rather than hide some in a menu.
+                with gr.Tabs(overflow_behavior="wrap", elem_id="tabs") as tabs:
                     with gr.Tab("Predict", id="predict"):
                         predict_button = gr.Button("Predict", variant="primary", elem_id="predict-button")
                         top5 = gr.Label(num_top_classes=5, label="Top-5 classes", elem_id="top5")

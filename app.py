@@ -30,6 +30,7 @@ from visualize.architecture import architecture_svg
 # visitor sees it recognise something; the ImageNet-1k models know the rest (see LICENSES.md there).
 EXAMPLE_FILES = ("reims_cathedral", "berlin_cathedral", "cat", "coffee", "rocket", "astronaut", "grace_hopper")
 EXAMPLES = [str(Path(__file__).parent / "assets" / "examples" / f"{name}.jpg") for name in EXAMPLE_FILES]
+TOP1_CHOICE = ("the top-1 class", explorer.TOP1)
 STAGE_CHOICES = [(f"Stage {number}", number) for number in explorer.ALL_STAGES]
 POOL_SIZE_CHOICES = [
     (f"{size} × {size}" + (" (as trained)" if size == explorer.TRAINED_POOL_SIZE else " (what-if)"), size)
@@ -75,6 +76,20 @@ GroupNorm over all channels and positions, `mlp` a 1 × 1-conv MLP with 4× expa
 Example photos are public domain or CC0 (see `assets/examples/LICENSES.md`). Running on **{explorer.DEVICE.type}**.
 """
 
+EXPLAIN_INTRO = """
+**Where does the model look?** Grad-CAM (Selvaraju et al., [*Grad-CAM: Visual Explanations from Deep Networks via
+Gradient-based Localization*](https://arxiv.org/abs/1610.02391), ICCV 2017) answers it for one class at a time: it
+asks how the class's score would change if each channel of a stage's output grew, weights every channel by that
+average sensitivity, adds the channels up and keeps the positive part. **Bright cells hold evidence for the class**;
+evidence against it is cut to zero, and each map is scaled on its own. The authors' own script
+(`misc/cam_image.py` in [sail-sg/poolformer](https://github.com/sail-sg/poolformer)) reads the last stage only;
+here all four stages get a map at their own resolution, and the same maps are drawn for the model with pooling
+switched off and for the identity-mixer model trained from scratch, so you can see where it looks once tokens
+stop mixing. The maps are tested: on a photo made of two objects side by side, stages 3 and 4 put most of their
+mass on the object asked about, and greying the brightest stage-4 cells lowers the class's probability more than
+greying random ones.
+"""
+
 MIXER_INTRO = """
 PoolFormer's token mixer is `pool(x) − x`: each token becomes the average of its 3 × 3 neighbourhood minus
 itself. That is a **fixed convolution** — the same 3 × 3 weights for every channel, nothing learnt — and since
@@ -110,6 +125,8 @@ THEME = gr.themes.Soft(
 CSS = """
 .stage-heading { margin-top: 0.6rem; }
 .stage-heading p { font-size: 0.95rem; }
+.cam-caption p { font-size: 0.85rem; }
+#cam-summary td:not(:first-child), #cam-summary th:not(:first-child) { white-space: nowrap; }
 footer { display: none !important; }
 #architecture svg { display: block; margin: 0 auto; }
 #tour-steps .stepper-wrapper { padding: 0 2.5rem 0.6rem; }  /* room for the last step's label */
@@ -127,8 +144,7 @@ class TourStep:
 
 
 # photo → predict → stages → where it looks → what pooling does → ablation → architecture. A step whose
-# tab id is not on the page only explains. Hook for the "Where it looks" view: give its tab
-# id="where-it-looks" and the tour opens it.
+# tab id is not on the page only explains.
 TOUR = [
     TourStep(
         "Photo",
@@ -231,6 +247,17 @@ def ablate_outputs(ablation: explorer.Ablation) -> list[Any]:
         views.ablation_summary(ablation),
         ablation.scratch.top5 if ablation.scratch else None,
         ablation.status,
+    ]
+
+
+def explain_outputs(explanation: explorer.Explanation) -> list[Any]:
+    outputs: list[Any] = [explanation.top5]
+    for number, cam in zip(explorer.ALL_STAGES, explanation.trained.maps):
+        outputs += [views.cam_picture(explanation.photo, cam), views.cam_caption(number, cam, explanation.target_name)]
+    return outputs + [
+        views.cam_comparison_picture(explanation),
+        views.cam_comparison_summary(explanation),
+        explanation.status,
     ]
 
 
@@ -338,6 +365,30 @@ def run_architecture(photo: dict[str, Any] | None, model: str, progress: gr.Prog
 
 
 @friendly_errors
+def run_explain(
+    photo: dict[str, Any] | None,
+    model: str,
+    target: str | None = explorer.TOP1,
+    stages: list[int] | None = None,
+    progress: gr.Progress = gr.Progress(),
+) -> list[Any]:
+    explanation = explorer.explain(uploaded_photo(photo), model, target, stages or [], reporter(progress))
+    return explain_outputs(explanation)
+
+
+def target_menu(top5: dict[str, float] | None, target: str) -> gr.Dropdown:
+    """After a run, offer the photo's top-5 as the classes to explain, keeping the current pick."""
+    names = list(top5 or {})
+    value = target if target in names else explorer.TOP1
+    return gr.Dropdown(choices=[TOP1_CHOICE, *[(name, name) for name in names]], value=value)
+
+
+def reset_target() -> gr.Dropdown:
+    """A new photo or model has its own top-5: go back to explaining the top-1 class."""
+    return gr.Dropdown(choices=[TOP1_CHOICE], value=explorer.TOP1)
+
+
+@friendly_errors
 def run_compare(photo: dict[str, Any] | None, progress: gr.Progress = gr.Progress()) -> list[Any]:
     return compare_outputs(explorer.compare(uploaded_photo(photo), reporter(progress)))
 
@@ -413,6 +464,24 @@ def token_inspector() -> tuple[list[gr.components.Component], gr.Button, list[gr
             )
             summary = gr.Markdown(elem_id="token-summary")
     return [stage, row, column], button, [picture, summary]
+
+
+def cam_columns() -> list[gr.components.Component]:
+    """Per stage, side by side: the Grad-CAM map over the crop, and a caption saying how to read it."""
+    components: list[gr.components.Component] = []
+    with gr.Row(equal_height=False):
+        for number in explorer.ALL_STAGES:
+            with gr.Column(min_width=160):
+                picture = gr.Image(
+                    label=f"Grad-CAM, stage {number}",
+                    format="jpeg",
+                    show_label=False,
+                    buttons=[],
+                    elem_id=f"cam-{number}",
+                )
+                caption = gr.Markdown(elem_classes="cam-caption")
+            components += [picture, caption]
+    return components
 
 
 @dataclass
@@ -493,7 +562,8 @@ def build_app() -> gr.Blocks:
                 card = gr.Markdown(explorer.describe(explorer.find_choice(default)))
                 status = gr.Markdown("Weights load on first use…", elem_id="status")
             with gr.Column(scale=5):
-                with gr.Tabs(elem_id="tabs") as tabs:
+                # Seven tabs outgrow a laptop-wide column: wrap them onto a second row rather than hide some in a menu.
+                with gr.Tabs(overflow_behavior="wrap", elem_id="tabs") as tabs:
                     with gr.Tab("Predict", id="predict"):
                         predict_button = gr.Button("Predict", variant="primary", elem_id="predict-button")
                         top5 = gr.Label(num_top_classes=5, label="Top-5 classes", elem_id="top5")
@@ -513,6 +583,33 @@ def build_app() -> gr.Blocks:
                         )
                         stage_outputs, token_details = stage_rows()
                         prediction = gr.State(None)
+                    with gr.Tab("Where it looks", id="where-it-looks"):
+                        gr.Markdown(EXPLAIN_INTRO)
+                        with gr.Row():
+                            target = gr.Dropdown(
+                                [TOP1_CHOICE],
+                                value=explorer.TOP1,
+                                label="Class to explain (one of the photo's top-5)",
+                                allow_custom_value=True,  # our own check answers a wrong name in one line
+                                elem_id="target",
+                            )
+                            explain_stages = gr.CheckboxGroup(
+                                STAGE_CHOICES,
+                                value=list(explorer.ALL_STAGES),
+                                label="Compare with identity instead of pooling in",
+                            )
+                        explain_button = gr.Button("Show where it looks", variant="primary", elem_id="explain-button")
+                        explain_top5 = gr.Label(num_top_classes=5, label="Top-5 classes", elem_id="explain-top5")
+                        cam_outputs = cam_columns()
+                        gr.Markdown("**When tokens stop mixing**: the same maps, stage 1 to 4, for each model.")
+                        cam_comparison = gr.Image(
+                            label="Grad-CAM per stage and model",
+                            show_label=False,
+                            buttons=[],
+                            format="jpeg",
+                            elem_id="cam-comparison",
+                        )
+                        cam_summary = gr.Markdown(elem_id="cam-summary")
                     with gr.Tab("What pooling does", id="what-pooling-does"):
                         gr.Markdown(MIXER_INTRO)
                         filter_button = gr.Button("Filter the photo", variant="primary", elem_id="filter-button")
@@ -690,6 +787,14 @@ def build_app() -> gr.Blocks:
             api_name="ablate",
             preprocess=False,
         )
+        explain_button.click(
+            run_explain,
+            [photo, model, target, explain_stages],
+            [explain_top5, *cam_outputs, cam_comparison, cam_summary, status],
+            api_name="explain",
+            preprocess=False,
+        ).success(target_menu, [explain_top5, target], [target], api_visibility="private")
+        gr.on([photo.change, model.change], reset_target, None, [target], api_visibility="private", queue=False)
         compare_button.click(run_compare, [photo], [table, maps, plot], api_name="compare", preprocess=False)
         stages.change(lock_pool_sizes, [stages], pool_sizes, queue=False, api_visibility="private")
         gr.on(

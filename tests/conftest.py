@@ -27,6 +27,20 @@ SERVER_START_TIMEOUT_S = 60
 
 
 @pytest.fixture(scope="session")
+def val_dir() -> Path:
+    """The Imagenette val split: ../shared/datasets beside the repository, or $IMAGENETTE_DIR.
+
+    Its photos are ImageNet's, so they are read from there and never copied into the repo.
+    """
+    directory = Path(os.environ.get("IMAGENETTE_DIR", REPO.parent / "shared" / "datasets" / "imagenette2-224")) / "val"
+    if not directory.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must provide the Imagenette val split at {directory}")
+        pytest.skip(f"Imagenette val split not found at {directory}; set IMAGENETTE_DIR")
+    return directory
+
+
+@pytest.fixture(scope="session")
 def checkpoint_dir() -> Path:
     """The bundled Imagenette checkpoints the app serves by default."""
     return BUNDLED_DIR

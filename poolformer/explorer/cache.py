@@ -6,6 +6,8 @@ import os
 import threading
 from collections import OrderedDict
 
+import torch
+
 from poolformer.explorer.catalogue import ModelChoice, find_choice
 from poolformer.explorer.common import DEVICE, LoadReporter
 from poolformer.model import PoolFormer
@@ -34,7 +36,10 @@ class ModelCache:
             if model is None:
                 if report is not None:
                     report(f"Loading {choice.name} weights…")
-                model = create_model(choice.variant.name, weights=choice.weights, device=DEVICE)
+                # Views call this under inference_mode; weights made there could never enter the
+                # autograd graph that Grad-CAM needs, so they are always created outside it.
+                with torch.inference_mode(False):
+                    model = create_model(choice.variant.name, weights=choice.weights, device=DEVICE)
                 self._store(choice.value, model)
             return model
 

@@ -12,6 +12,7 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no phoning home
 
 import functools
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 
 import gradio as gr
 
-from poolformer import explorer
+from poolformer import explorer, hub
 from poolformer.preprocess import ImageError
 from poolformer.weights import WeightsError
 from visualize import views
@@ -29,6 +30,7 @@ from visualize import views
 EXAMPLE_FILES = ("reims_cathedral", "berlin_cathedral", "cat", "coffee", "rocket", "astronaut", "grace_hopper")
 EXAMPLES = [str(Path(__file__).parent / "assets" / "examples" / f"{name}.jpg") for name in EXAMPLE_FILES]
 STAGE_CHOICES = [(f"Stage {number}", number) for number in explorer.ALL_STAGES]
+DOWNLOAD_POLL_S = 1.0  # how often an open page refreshes the start-up download's progress
 
 INTRO = """
 # PoolFormer Explorer
@@ -80,6 +82,23 @@ CSS = """
 .stage-heading p { font-size: 0.95rem; }
 footer { display: none !important; }
 """
+
+
+class PhotoInput(gr.Image):
+    """gr.Image that refuses a link given as the photo (`handle_file("http://…")` in gradio_client).
+
+    Gradio would fetch the link itself (through safehttpx, which refuses private addresses), and a refused
+    or failed fetch reaches the visitor only as a bare "Error"; a photo is small enough to upload instead.
+    """
+
+    is_template = True  # drawn by gr.Image's own frontend
+
+    async def async_move_resource_to_block_cache(self, url_or_file_path: str | Path | None) -> str | None:
+        if str(url_or_file_path).lower().startswith(("http://", "https://")):
+            raise gr.Error(
+                "photo links are not fetched by this app: download the picture and upload the file", print_exception=False
+            )
+        return await super().async_move_resource_to_block_cache(url_or_file_path)
 
 
 def uploaded_photo(payload: dict[str, Any] | None) -> bytes | None:
@@ -139,13 +158,13 @@ def compare_outputs(rows: list[explorer.Comparison]) -> list[Any]:
 
 
 @friendly_errors
-def run_predict(photo: dict[str, Any] | None, model: str, progress: gr.Progress = gr.Progress()) -> list[Any]:
+def run_predict(photo: dict[str, Any] | None, model: str | None = None, progress: gr.Progress = gr.Progress()) -> list[Any]:
     return predict_outputs(explorer.predict(uploaded_photo(photo), model, reporter(progress)))
 
 
 @friendly_errors
 def run_ablate(
-    photo: dict[str, Any] | None, model: str, stages: list[int] | None = None, progress: gr.Progress = gr.Progress()
+    photo: dict[str, Any] | None, model: str | None = None, stages: list[int] | None = None, progress: gr.Progress = gr.Progress()
 ) -> list[Any]:
     return ablate_outputs(explorer.ablate(uploaded_photo(photo), model, stages or [], reporter(progress)))
 
@@ -155,7 +174,7 @@ def run_compare(photo: dict[str, Any] | None, progress: gr.Progress = gr.Progres
     return compare_outputs(explorer.compare(uploaded_photo(photo), reporter(progress)))
 
 
-def select_model(model: str, progress: gr.Progress = gr.Progress()) -> tuple[str, str, gr.Label]:
+def select_model(model: str | None, progress: gr.Progress = gr.Progress()) -> tuple[str, str, gr.Label]:
     """Describe the picked model and load it; unavailable weights warn but leave the app usable.
 
     The ablation's third label (identity mixer trained from scratch) shows only for models that have such a twin.
@@ -164,9 +183,26 @@ def select_model(model: str, progress: gr.Progress = gr.Progress()) -> tuple[str
     scratch_label = gr.Label(visible=explorer.scratch_twin(choice) is not None)
     try:
         return explorer.describe(choice), explorer.load(model, reporter(progress)), scratch_label
-    except WeightsError as error:
+    except (WeightsError, explorer.ExplorerError) as error:
         gr.Warning(str(error))
         return explorer.describe(choice), f"**Not loaded:** {error}", scratch_label
+
+
+def picker_choices() -> list[tuple[str, str]]:
+    return [(explorer.choice_label(choice), choice.value) for choice in explorer.model_choices()]
+
+
+def open_page() -> tuple[gr.Dropdown, gr.Timer]:
+    """Each page load asks afresh for the default (official S12 once it has downloaded) and, while the
+    start-up download runs, polls its progress into the status line."""
+    picker = gr.Dropdown(choices=picker_choices(), value=explorer.default_choice())
+    return picker, gr.Timer(active=explorer.DOWNLOADS.background_running())
+
+
+def download_progress(model: str | None) -> tuple[Any, gr.Timer]:
+    """Timer tick: refresh the status line of the loaded model with the download's progress, until it is done."""
+    status = explorer.loaded_status(model)
+    return (gr.skip() if status is None else status), gr.Timer(active=explorer.DOWNLOADS.background_running())
 
 
 def warm_up(model: str) -> None:
@@ -195,13 +231,12 @@ def stage_rows() -> list[gr.components.Component]:
 
 
 def build_app() -> gr.Blocks:
-    choices = [(explorer.choice_label(choice), choice.value) for choice in explorer.model_choices()]
     default = explorer.default_choice()
-    with gr.Blocks(title="PoolFormer Explorer") as app:
+    with gr.Blocks(title="PoolFormer Explorer", delete_cache=TEMP_FILE_SWEEP) as app:
         gr.Markdown(INTRO)
         with gr.Row():
             with gr.Column(scale=2, min_width=340):
-                photo = gr.Image(
+                photo = PhotoInput(
                     label="Photo",
                     type="filepath",
                     sources=["upload", "clipboard", "webcam"],
@@ -209,9 +244,12 @@ def build_app() -> gr.Blocks:
                     elem_id="photo",
                 )
                 gr.Examples(EXAMPLES, inputs=[photo], label="Example photos (public domain / CC0)", elem_id="examples")
-                model = gr.Dropdown(choices, value=default, label="Model", elem_id="model")
+                # No value here: the page load fills in the current default, and an API call that leaves
+                # the model out sends None, which the explorer reads as the default at that moment.
+                model = gr.Dropdown(picker_choices(), value=None, label="Model", elem_id="model")
                 card = gr.Markdown(explorer.describe(explorer.find_choice(default)))
                 status = gr.Markdown("Weights load on first use…", elem_id="status")
+                download_timer = gr.Timer(DOWNLOAD_POLL_S, active=False)
             with gr.Column(scale=5):
                 with gr.Tabs():
                     with gr.Tab("Predict"):
@@ -291,13 +329,49 @@ def build_app() -> gr.Blocks:
         )
         compare_button.click(run_compare, [photo], [table, maps], api_name="compare", preprocess=False)
         model.change(select_model, [model], [card, status, scratch_top5], api_visibility="private")
-        app.load(select_model, [model], [card, status, scratch_top5], api_visibility="private")
+        app.load(open_page, None, [model, download_timer], api_visibility="private")  # the change above follows
+        download_timer.tick(
+            download_progress, [model], [status, download_timer], api_visibility="private", show_progress="hidden"
+        )
     return app
 
 
+# --- serving in public: each number is explained in the README's "Deploying as a Space" ---------------
+
+# Uploads above this are refused by the server itself with HTTP 413. A 12-MP phone JPEG is 3–8 MB, so
+# 20 MB admits any real photo while bounding what a burst of uploads costs in memory and temp space.
+MAX_UPLOAD_SIZE = os.environ.get("POOLFORMER_MAX_UPLOAD", "20mb")
+# Runs of each event at once. On CPU one forward pass already uses every core, so more runs in parallel only
+# share the same cores; the second keeps one slow call (compare over every model, a Hub download being
+# waited for) from holding up everybody behind it on that endpoint.
+RUNS_PER_EVENT = 2
+# Calls waiting at once, over all events; the next one is told the queue is full and to try again. At about
+# 3 calls a second on a 2-core CPU (/predict ≈ 0.3 s, two in flight), the last in line waits ≈ 10 s.
+QUEUE_SIZE = 32
+# Every hour, delete uploads and outputs older than an hour: nobody needs them once the page has shown them.
+TEMP_FILE_SWEEP = (3600, 3600)
+
+
+def never_served() -> list[str]:
+    """The Hugging Face cache (with any token beside it) and the repository; Gradio serves only its own
+    temp files anyway, this holds even if GRADIO_TEMP_DIR or allowed_paths are set carelessly."""
+    return [*hub.cache_dirs(), str(Path(__file__).resolve().parent)]
+
+
 def main() -> None:
+    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("poolformer").setLevel(logging.INFO)  # download progress and failures go to the log
     app = build_app()
-    app.launch(theme=THEME, css=CSS, prevent_thread_lock=True)
+    app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=RUNS_PER_EVENT)
+    app.launch(
+        theme=THEME,
+        css=CSS,
+        max_file_size=MAX_UPLOAD_SIZE,
+        enable_monitoring=False,  # /monitoring/summary would otherwise be open to anyone
+        blocked_paths=never_served(),
+        prevent_thread_lock=True,
+    )
+    explorer.fetch_official_default()  # online with S12 not cached: it downloads while the bundled model serves
     threading.Thread(target=warm_up, args=(explorer.default_choice(),), daemon=True).start()
     app.block_thread()
 

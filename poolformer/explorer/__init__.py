@@ -1,13 +1,14 @@
 """What the Explorer app computes, one module per concern; nothing here imports gradio.
 
 - `common`: device, photo decoding, model input, top-k;  `catalogue`: which models exist, the default;
-- `cache`: the shared read-only model cache;  one module per view: `prediction`, `ablation`, `comparison`.
+- `cache`: the shared read-only model cache;  `downloads`: official weights fetched in the background;
+- one module per view: `prediction`, `ablation`, `comparison`.
 
 Every view returns plain data (numpy arrays, dicts, dataclasses); `visualize/` draws, `app.py` wires.
 """
 
 from poolformer.explorer.ablation import Ablation, ablate
-from poolformer.explorer.cache import MODELS, ModelCache, load, status_line
+from poolformer.explorer.cache import MODELS, ModelCache, load, loaded_status, status_line
 from poolformer.explorer.catalogue import (
     ModelChoice,
     bundled_choice,
@@ -15,17 +16,19 @@ from poolformer.explorer.catalogue import (
     choice_label,
     default_choice,
     describe,
+    fetch_official_default,
     find_choice,
     model_choices,
     scratch_twin,
 )
 from poolformer.explorer.common import ALL_STAGES, DEVICE, PAPER_S12_TOP1, ExplorerError, LoadReporter
 from poolformer.explorer.comparison import TIMED_RUNS, Comparison, compare
+from poolformer.explorer.downloads import DOWNLOADS, REQUEST_WAIT_S
 from poolformer.explorer.prediction import Prediction, StageView, predict
 
 __all__ = [
-    "ALL_STAGES", "DEVICE", "MODELS", "PAPER_S12_TOP1", "TIMED_RUNS",
+    "ALL_STAGES", "DEVICE", "DOWNLOADS", "MODELS", "PAPER_S12_TOP1", "REQUEST_WAIT_S", "TIMED_RUNS",
     "Ablation", "Comparison", "ExplorerError", "LoadReporter", "ModelCache", "ModelChoice", "Prediction", "StageView",
     "ablate", "bundled_choice", "checkpoint_dir", "choice_label", "compare", "default_choice", "describe",
-    "find_choice", "load", "model_choices", "predict", "scratch_twin", "status_line",
+    "fetch_official_default", "find_choice", "load", "loaded_status", "model_choices", "predict", "scratch_twin", "status_line",
 ]

@@ -1,0 +1,386 @@
+"""PoolFormer Explorer: a Gradio app that shows how PoolFormer (MetaFormer) sees a photo.
+
+This file only lays out the page and wires components to `poolformer.explorer` (computing) and
+`visualize.views` (drawing). Run `python app.py`; GRADIO_SERVER_NAME / GRADIO_SERVER_PORT choose
+where it listens. Models load lazily, so the page is up within seconds even offline.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no phoning home
+
+import functools
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from poolformer import explorer, hub
+from poolformer.preprocess import ImageError
+from poolformer.weights import WeightsError
+from visualize import views
+
+# Cathedrals first: "church" is one of the bundled default model's ten classes, so a first-time
+# visitor sees it recognise something; the ImageNet-1k models know the rest (see LICENSES.md there).
+EXAMPLE_FILES = ("reims_cathedral", "berlin_cathedral", "cat", "coffee", "rocket", "astronaut", "grace_hopper")
+EXAMPLES = [str(Path(__file__).parent / "assets" / "examples" / f"{name}.jpg") for name in EXAMPLE_FILES]
+STAGE_CHOICES = [(f"Stage {number}", number) for number in explorer.ALL_STAGES]
+DOWNLOAD_POLL_S = 1.0  # how often an open page refreshes the start-up download's progress
+
+INTRO = """
+# PoolFormer Explorer
+**PoolFormer** (Yu et al., [*MetaFormer is Actually What You Need for Vision*](https://arxiv.org/abs/2111.11418), CVPR 2022)
+keeps the Transformer block — normalise, *mix the tokens*, add; normalise, channel MLP, add — but replaces
+attention with the plainest token mixer there is: a 3 × 3 average pooling. It still reaches 77–82 % top-1 on
+ImageNet, which suggests that the general **MetaFormer** structure, more than attention, is what makes these
+models work. Give it a photo to see its top-5 guesses and what each of its four stages responds to, switch
+pooling off to measure how much it matters, or run every available variant side by side.
+"""
+
+ABOUT = f"""
+### How PoolFormer works
+The image is cut into patches by a strided convolution (stride 4), then passes through **four stages** at
+56², 28², 14² and 7² positions for a 224-pixel input; between stages a convolution halves the resolution and
+widens the channels. Every block computes `x + mixer(norm(x))` then `x + mlp(norm(x))`, where `norm` is a
+GroupNorm over all channels and positions, `mlp` a 1 × 1-conv MLP with 4× expansion, and `mixer` is
+`avgpool3x3(x) − x` (the block adds `x` back). A GroupNorm, a spatial mean and a linear layer make the head.
+
+### The variants (numbers from the paper's authors)
+{views.variant_table()}
+
+### Where the weights come from
+- **Official ImageNet-1k weights**: `sail/poolformer_<variant>` on the Hugging Face Hub, read from the local
+  Hugging Face cache. On a machine without network, fetch them elsewhere with `hf download sail/poolformer_s12`
+  and copy the cache (`~/.cache/huggingface/hub`).
+- **Bundled models**: small 10-class PoolFormer-S12 and IdentityFormer-S12 checkpoints trained from scratch on
+  Imagenette, shipped in `assets/checkpoints/`; they always work offline. The Imagenette classes are tench,
+  English springer, cassette player, chain saw, church, French horn, garbage truck, gas pump, golf ball and parachute.
+
+### What the pictures mean
+- **Activation energy**: the length of the feature vector at each position (L2 norm over channels), drawn at the
+  stage's own resolution — one square per token.
+- **Most active channels**: the eight channels with the largest mean activation, each scaled on its own.
+- **What pooling adds**: `‖pool(x) − x‖` for the first block of the stage, i.e. how much averaging with its
+  neighbours changes each token. Flat regions barely change; edges and textures do.
+
+Example photos are public domain or CC0 (see `assets/examples/LICENSES.md`). Running on **{explorer.DEVICE.type}**.
+"""
+
+# System fonts only: the theme's default Google Fonts can't load on an offline machine.
+THEME = gr.themes.Soft(
+    primary_hue="indigo",
+    font=["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "sans-serif"],
+    font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
+)
+CSS = """
+.stage-heading { margin-top: 0.6rem; }
+.stage-heading p { font-size: 0.95rem; }
+footer { display: none !important; }
+"""
+
+from gradio.events import Dependency
+
+class PhotoInput(gr.Image):
+    """gr.Image that refuses a link given as the photo (`handle_file("http://…")` in gradio_client).
+
+    Gradio would fetch the link itself (through safehttpx, which refuses private addresses), and a refused
+    or failed fetch reaches the visitor only as a bare "Error"; a photo is small enough to upload instead.
+    """
+
+    is_template = True  # drawn by gr.Image's own frontend
+
+    async def async_move_resource_to_block_cache(self, url_or_file_path: str | Path | None) -> str | None:
+        if str(url_or_file_path).lower().startswith(("http://", "https://")):
+            raise gr.Error(
+                "photo links are not fetched by this app: download the picture and upload the file", print_exception=False
+            )
+        return await super().async_move_resource_to_block_cache(url_or_file_path)
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def uploaded_photo(payload: dict[str, Any] | None) -> bytes | None:
+    """The uploaded file's bytes, for `poolformer.preprocess.load_image` to decode.
+
+    The events run with preprocess=False: Gradio's own image preprocessing would answer a corrupt
+    upload with a bare "Error", while our loader names the problem in one line. Gradio still checks
+    that the path is one of its uploads. Bytes rather than the path keep temp paths out of messages.
+    """
+    return Path(payload["path"]).read_bytes() if payload else None
+
+
+def friendly_errors(function: Callable) -> Callable:
+    """Show expected failures (bad photo, missing weights, bad request) as a one-line gr.Error."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except (ImageError, WeightsError, explorer.ExplorerError) as error:
+            raise gr.Error(str(error), print_exception=False) from None
+
+    return wrapper
+
+
+def reporter(progress: gr.Progress) -> explorer.LoadReporter:
+    """Forward 'loading weights…' messages from the model cache to Gradio's progress bar."""
+    return lambda message: progress(0, desc=message)
+
+
+# --- outputs of each action, in the order of the components they fill ----------------------------
+
+
+def predict_outputs(prediction: explorer.Prediction) -> list[Any]:
+    outputs: list[Any] = [prediction.top5]
+    for stage in prediction.stages:
+        outputs += [views.stage_heading(stage), views.stage_picture(prediction.photo, stage)]
+    return outputs + [prediction.status]
+
+
+def ablate_outputs(ablation: explorer.Ablation) -> list[Any]:
+    return [
+        ablation.pooling.top5,
+        ablation.identity.top5,
+        views.ablation_picture(ablation),
+        views.ablation_summary(ablation),
+        ablation.scratch.top5 if ablation.scratch else None,
+        ablation.status,
+    ]
+
+
+def compare_outputs(rows: list[explorer.Comparison]) -> list[Any]:
+    return [[views.comparison_row(row) for row in rows], views.comparison_gallery(rows)]
+
+
+# --- callbacks ------------------------------------------------------------------------------------
+
+
+@friendly_errors
+def run_predict(photo: dict[str, Any] | None, model: str | None = None, progress: gr.Progress = gr.Progress()) -> list[Any]:
+    return predict_outputs(explorer.predict(uploaded_photo(photo), model, reporter(progress)))
+
+
+@friendly_errors
+def run_ablate(
+    photo: dict[str, Any] | None, model: str | None = None, stages: list[int] | None = None, progress: gr.Progress = gr.Progress()
+) -> list[Any]:
+    return ablate_outputs(explorer.ablate(uploaded_photo(photo), model, stages or [], reporter(progress)))
+
+
+@friendly_errors
+def run_compare(photo: dict[str, Any] | None, progress: gr.Progress = gr.Progress()) -> list[Any]:
+    return compare_outputs(explorer.compare(uploaded_photo(photo), reporter(progress)))
+
+
+def select_model(model: str | None, progress: gr.Progress = gr.Progress()) -> tuple[str, str, gr.Label]:
+    """Describe the picked model and load it; unavailable weights warn but leave the app usable.
+
+    The ablation's third label (identity mixer trained from scratch) shows only for models that have such a twin.
+    """
+    choice = explorer.find_choice(model)
+    scratch_label = gr.Label(visible=explorer.scratch_twin(choice) is not None)
+    try:
+        return explorer.describe(choice), explorer.load(model, reporter(progress)), scratch_label
+    except (WeightsError, explorer.ExplorerError) as error:
+        gr.Warning(str(error))
+        return explorer.describe(choice), f"**Not loaded:** {error}", scratch_label
+
+
+def picker_choices() -> list[tuple[str, str]]:
+    return [(explorer.choice_label(choice), choice.value) for choice in explorer.model_choices()]
+
+
+def open_page() -> tuple[gr.Dropdown, gr.Timer]:
+    """Each page load asks afresh for the default (official S12 once it has downloaded) and, while the
+    start-up download runs, polls its progress into the status line."""
+    picker = gr.Dropdown(choices=picker_choices(), value=explorer.default_choice())
+    return picker, gr.Timer(active=explorer.DOWNLOADS.background_running())
+
+
+def download_progress(model: str | None) -> tuple[Any, gr.Timer]:
+    """Timer tick: refresh the status line of the loaded model with the download's progress, until it is done."""
+    status = explorer.loaded_status(model)
+    return (gr.skip() if status is None else status), gr.Timer(active=explorer.DOWNLOADS.background_running())
+
+
+def warm_up(model: str) -> None:
+    """Load the default model and draw every view once, so the first visitor doesn't wait for it."""
+    try:
+        predict_outputs(explorer.predict(EXAMPLES[0], model))
+        ablate_outputs(explorer.ablate(EXAMPLES[0], model))
+    except (WeightsError, explorer.ExplorerError) as error:
+        print(f"warm-up skipped: {error}")
+
+
+# --- the page ---------------------------------------------------------------------------------------
+
+
+def stage_rows() -> list[gr.components.Component]:
+    """Per stage: a heading with the tensor shape, then one picture of its three views."""
+    components: list[gr.components.Component] = []
+    for number in explorer.ALL_STAGES:
+        heading = gr.Markdown(f"**Stage {number}**", elem_classes="stage-heading")
+        # JPEG: a PNG of this size costs ~60 ms to encode, four of them would blow the latency budget.
+        picture = gr.Image(
+            label=f"Stage {number}", format="jpeg", show_label=False, buttons=[], elem_id=f"stage-{number}"
+        )
+        components += [heading, picture]
+    return components
+
+
+def build_app() -> gr.Blocks:
+    default = explorer.default_choice()
+    with gr.Blocks(title="PoolFormer Explorer", delete_cache=TEMP_FILE_SWEEP) as app:
+        gr.Markdown(INTRO)
+        with gr.Row():
+            with gr.Column(scale=2, min_width=340):
+                photo = PhotoInput(
+                    label="Photo",
+                    type="filepath",
+                    sources=["upload", "clipboard", "webcam"],
+                    height=300,
+                    elem_id="photo",
+                )
+                gr.Examples(EXAMPLES, inputs=[photo], label="Example photos (public domain / CC0)", elem_id="examples")
+                # No value here: the page load fills in the current default, and an API call that leaves
+                # the model out sends None, which the explorer reads as the default at that moment.
+                model = gr.Dropdown(picker_choices(), value=None, label="Model", elem_id="model")
+                card = gr.Markdown(explorer.describe(explorer.find_choice(default)))
+                status = gr.Markdown("Weights load on first use…", elem_id="status")
+                download_timer = gr.Timer(DOWNLOAD_POLL_S, active=False)
+            with gr.Column(scale=5):
+                with gr.Tabs():
+                    with gr.Tab("Predict"):
+                        predict_button = gr.Button("Predict", variant="primary", elem_id="predict-button")
+                        top5 = gr.Label(num_top_classes=5, label="Top-5 classes", elem_id="top5")
+                        gr.Markdown(
+                            "Each stage, left to right: **activation energy** over the photo (brighter = stronger "
+                            "response, one square per position), its **eight most active channels**, and **what "
+                            "pooling adds** to each token in the stage's first block (bright = the 3 × 3 "
+                            "neighbourhood differs from the token: edges and texture)."
+                        )
+                        stage_outputs = stage_rows()
+                    with gr.Tab("Token-mixer ablation"):
+                        gr.Markdown(
+                            "Run the **same weights** twice: as trained, and with the pooling token mixer of the "
+                            "chosen stages replaced by the identity (tokens are no longer mixed)."
+                        )
+                        stages = gr.CheckboxGroup(STAGE_CHOICES, value=list(explorer.ALL_STAGES), label="Swap pooling → identity in")
+                        ablate_button = gr.Button("Run the ablation", variant="primary", elem_id="ablate-button")
+                        with gr.Row():
+                            pooling_top5 = gr.Label(num_top_classes=5, label="Pooling, as trained", show_heading=False, elem_id="pooling-top5")
+                            identity_top5 = gr.Label(num_top_classes=5, label="Identity swapped in", show_heading=False, elem_id="identity-top5")
+                            scratch_top5 = gr.Label(
+                                num_top_classes=5,
+                                label="Identity, trained from scratch",
+                                show_heading=False,
+                                visible=False,
+                                elem_id="scratch-top5",
+                            )
+                        chart = gr.Image(
+                            label="Probabilities side by side, and feature similarity per stage",
+                            show_label=False,
+                            buttons=[],
+                            format="png",
+                            elem_id="ablation-chart",
+                        )
+                        summary = gr.Markdown()
+                    with gr.Tab("Compare variants"):
+                        gr.Markdown(
+                            "The photo through **every model whose weights are on this machine** (bundled, or official "
+                            "weights in the local Hugging Face cache). Top-1 is the paper's ImageNet figure for official weights and our "
+                            "measured val accuracy for bundled ones. Latency is the median of "
+                            f"{explorer.TIMED_RUNS} forward passes on **{explorer.DEVICE.type}**, batch 1."
+                        )
+                        compare_button = gr.Button("Compare", variant="primary", elem_id="compare-button")
+                        table = gr.Dataframe(
+                            headers=views.COMPARISON_COLUMNS,
+                            column_widths=views.COMPARISON_COLUMN_WIDTHS,
+                            label="Models",
+                            wrap=True,
+                            interactive=False,
+                            elem_id="compare-table",
+                        )
+                        gr.Markdown("**Stage-4 activation energy** (7 × 7) of each model, over the crop it saw:")
+                        maps = gr.Gallery(
+                            label="Stage-4 activation energy (7 × 7) of each model",
+                            show_label=False,
+                            columns=4,
+                            fit_columns=False,
+                            height="auto",
+                            format="jpeg",
+                            elem_id="compare-maps",
+                        )
+                    with gr.Tab("About"):
+                        gr.Markdown(ABOUT)
+
+        # preprocess=False: the photo reaches our own loader undecoded (see uploaded_photo).
+        predict_button.click(
+            run_predict, [photo, model], [top5, *stage_outputs, status], api_name="predict", preprocess=False
+        )
+        ablate_button.click(
+            run_ablate,
+            [photo, model, stages],
+            [pooling_top5, identity_top5, chart, summary, scratch_top5, status],
+            api_name="ablate",
+            preprocess=False,
+        )
+        compare_button.click(run_compare, [photo], [table, maps], api_name="compare", preprocess=False)
+        model.change(select_model, [model], [card, status, scratch_top5], api_visibility="private")
+        app.load(open_page, None, [model, download_timer], api_visibility="private")  # the change above follows
+        download_timer.tick(
+            download_progress, [model], [status, download_timer], api_visibility="private", show_progress="hidden"
+        )
+    return app
+
+
+# --- serving in public: each number is explained in the README's "Deploying as a Space" ---------------
+
+# Uploads above this are refused by the server itself with HTTP 413. A 12-MP phone JPEG is 3–8 MB, so
+# 20 MB admits any real photo while bounding what a burst of uploads costs in memory and temp space.
+MAX_UPLOAD_SIZE = os.environ.get("POOLFORMER_MAX_UPLOAD", "20mb")
+# Runs of each event at once. On CPU one forward pass already uses every core, so more runs in parallel only
+# share the same cores; the second keeps one slow call (compare over every model, a Hub download being
+# waited for) from holding up everybody behind it on that endpoint.
+RUNS_PER_EVENT = 2
+# Calls waiting at once, over all events; the next one is told the queue is full and to try again. At about
+# 3 calls a second on a 2-core CPU (/predict ≈ 0.3 s, two in flight), the last in line waits ≈ 10 s.
+QUEUE_SIZE = 32
+# Every hour, delete uploads and outputs older than an hour: nobody needs them once the page has shown them.
+TEMP_FILE_SWEEP = (3600, 3600)
+
+
+def never_served() -> list[str]:
+    """The Hugging Face cache (with any token beside it) and the repository; Gradio serves only its own
+    temp files anyway, this holds even if GRADIO_TEMP_DIR or allowed_paths are set carelessly."""
+    return [*hub.cache_dirs(), str(Path(__file__).resolve().parent)]
+
+
+def main() -> None:
+    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("poolformer").setLevel(logging.INFO)  # download progress and failures go to the log
+    app = build_app()
+    app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=RUNS_PER_EVENT)
+    app.launch(
+        theme=THEME,
+        css=CSS,
+        max_file_size=MAX_UPLOAD_SIZE,
+        enable_monitoring=False,  # /monitoring/summary would otherwise be open to anyone
+        blocked_paths=never_served(),
+        prevent_thread_lock=True,
+    )
+    explorer.fetch_official_default()  # online with S12 not cached: it downloads while the bundled model serves
+    threading.Thread(target=warm_up, args=(explorer.default_choice(),), daemon=True).start()
+    app.block_thread()
+
+
+if __name__ == "__main__":
+    main()

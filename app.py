@@ -96,7 +96,8 @@ class PhotoInput(gr.Image):
     async def async_move_resource_to_block_cache(self, url_or_file_path: str | Path | None) -> str | None:
         if str(url_or_file_path).lower().startswith(("http://", "https://")):
             raise gr.Error(
-                "photo links are not fetched by this app: download the picture and upload the file", print_exception=False
+                "photo links are not fetched by this app: download the picture and upload the file",
+                print_exception=False,
             )
         return await super().async_move_resource_to_block_cache(url_or_file_path)
 
@@ -158,13 +159,18 @@ def compare_outputs(rows: list[explorer.Comparison]) -> list[Any]:
 
 
 @friendly_errors
-def run_predict(photo: dict[str, Any] | None, model: str | None = None, progress: gr.Progress = gr.Progress()) -> list[Any]:
+def run_predict(
+    photo: dict[str, Any] | None, model: str | None = None, progress: gr.Progress = gr.Progress()
+) -> list[Any]:
     return predict_outputs(explorer.predict(uploaded_photo(photo), model, reporter(progress)))
 
 
 @friendly_errors
 def run_ablate(
-    photo: dict[str, Any] | None, model: str | None = None, stages: list[int] | None = None, progress: gr.Progress = gr.Progress()
+    photo: dict[str, Any] | None,
+    model: str | None = None,
+    stages: list[int] | None = None,
+    progress: gr.Progress = gr.Progress(),
 ) -> list[Any]:
     return ablate_outputs(explorer.ablate(uploaded_photo(photo), model, stages or [], reporter(progress)))
 
@@ -345,11 +351,12 @@ MAX_UPLOAD_SIZE = os.environ.get("POOLFORMER_MAX_UPLOAD", "20mb")
 # share the same cores; the second keeps one slow call (compare over every model, a Hub download being
 # waited for) from holding up everybody behind it on that endpoint.
 RUNS_PER_EVENT = 2
-# Calls waiting at once, over all events; the next one is told the queue is full and to try again. At about
-# 3 calls a second on a 2-core CPU (/predict ≈ 0.3 s, two in flight), the last in line waits ≈ 10 s.
+# Calls waiting at once, over all events; the next one is told the queue is full and to try again. 48 visitors
+# mixing every endpoint were served at 1.7 calls/s on a shared 2-core CPU, so a full queue drains in ≈ 20 s.
 QUEUE_SIZE = 32
 # Every hour, delete uploads and outputs older than an hour: nobody needs them once the page has shown them.
-TEMP_FILE_SWEEP = (3600, 3600)
+# POOLFORMER_TEMP_FILE_SWEEP="FREQUENCY,AGE" (seconds) changes it.
+TEMP_FILE_SWEEP = tuple(int(part) for part in os.environ.get("POOLFORMER_TEMP_FILE_SWEEP", "3600,3600").split(","))
 
 
 def never_served() -> list[str]:

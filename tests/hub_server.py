@@ -143,7 +143,9 @@ class StandInHub:
         return int(match[1]) if match else 0
 
     @staticmethod
-    def _send_error(request: http.server.BaseHTTPRequestHandler, status: int, code: str, commit: str | None = None) -> None:
+    def _send_error(
+        request: http.server.BaseHTTPRequestHandler, status: int, code: str, commit: str | None = None
+    ) -> None:
         request.send_response(status)
         if status == 404:
             request.send_header("X-Error-Code", code)

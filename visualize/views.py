@@ -6,6 +6,8 @@ strings; `app.py` only places them in components.
 
 from __future__ import annotations
 
+import json
+
 from PIL import Image
 
 from poolformer.explorer import PAPER_S12_TOP1, Ablation, Comparison, ModelChoice, StageView
@@ -85,15 +87,24 @@ def ablation_summary(ablation: Ablation) -> str:
 
 
 def scratch_comparison(pooling: ModelChoice, identity: ModelChoice) -> str:
-    """The two bundled models' measured validation accuracy, trained the same way from scratch."""
-    def accuracy(choice: ModelChoice) -> str:
-        value = choice.metadata.get("val_top1")
-        return percent(float(value)) if value else "not recorded"
+    """The two bundled models' measured val accuracy: mean ± sd over seeds where recorded, else the one run."""
+    summary = json.loads(pooling.metadata.get("seed_summary", "{}"))
 
-    return (
+    def accuracy(choice: ModelChoice) -> str:
+        seeds = summary.get(choice.token_mixer)
+        if seeds and len(seeds["top1"]) > 1:
+            return f"{seeds['mean'] * 100:.2f} ± {seeds['sd'] * 100:.2f} % (mean ± sd over {len(seeds['top1'])} seeds)"
+        value = choice.metadata.get("val_top1")
+        return f"{percent(float(value))} (one training run)" if value else "not recorded"
+
+    text = (
         f"**Trained from scratch with each mixer** (third bar): {pooling.name} reaches **{accuracy(pooling)}** and "
-        f"{identity.name} **{accuracy(identity)}** top-1 on the {pooling.metadata.get('dataset', 'validation')} val split."
+        f"{identity.name} **{accuracy(identity)}** top-1 on the {pooling.metadata.get('dataset', 'validation')} val split"
     )
+    if "gap" in summary:
+        low, high = (value * 100 for value in summary["gap"]["ci95"])
+        text += f"; the gap is {summary['gap']['mean'] * 100:+.2f} points (95 % interval {low:+.2f} to {high:+.2f})"
+    return text + "."
 
 
 COMPARISON_COLUMNS = ["model", "weights", "params (M)", "GMACs", "top-1 (%)", "latency (ms)", "top-5"]

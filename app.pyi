@@ -97,7 +97,8 @@ class PhotoInput(gr.Image):
     async def async_move_resource_to_block_cache(self, url_or_file_path: str | Path | None) -> str | None:
         if str(url_or_file_path).lower().startswith(("http://", "https://")):
             raise gr.Error(
-                "photo links are not fetched by this app: download the picture and upload the file", print_exception=False
+                "photo links are not fetched by this app: download the picture and upload the file",
+                print_exception=False,
             )
         return await super().async_move_resource_to_block_cache(url_or_file_path)
     from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING

@@ -23,7 +23,7 @@ import httpx  # gradio's own HTTP client
 import pytest
 import torch
 import yaml
-from conftest import BUNDLED_DIR, BUNDLED_MODEL, REPO, running_app
+from conftest import BUNDLED_DIR, BUNDLED_MODEL, REPO, free_port, running_app
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from hub_server import StandInHub
@@ -375,10 +375,10 @@ def test_hf_cache_token_and_repository_are_never_served(online_app: OnlineApp, r
 # --- the CLI ---------------------------------------------------------------------------------------
 
 
-def run_cli(hub: StandInHub, cache: Path, *args: str, offline: bool = False) -> subprocess.CompletedProcess:
+def run_cli(endpoint: str, cache: Path, *args: str, offline: bool = False) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
-        "HF_ENDPOINT": hub.url,
+        "HF_ENDPOINT": endpoint,
         "HF_HUB_CACHE": str(cache),
         "HF_HOME": str(cache.parent / "hf-home"),
         "HF_HUB_OFFLINE": "1" if offline else "0",
@@ -409,7 +409,7 @@ def cli_error(result: subprocess.CompletedProcess) -> str:
 def test_cli_fresh_online_start_downloads_official_s12_by_default(
     hub: StandInHub, repos: dict[str, OfficialRepo], tmp_path: Path
 ) -> None:
-    result = run_cli(hub, tmp_path / "hf-cache")
+    result = run_cli(hub.url, tmp_path / "hf-cache")
     assert_cli_top5(result, repos["s12"])
     assert cached_weights(tmp_path / "hf-cache", repos["s12"], "model.safetensors")
 
@@ -419,24 +419,30 @@ def test_cli_cut_download_fails_clearly_then_the_bin_only_variant_downloads_on_d
 ) -> None:
     """Two cases in one, to save a CLI start: S24 publishes only pytorch_model.bin."""
     hub.set_mode("cut")
-    message = cli_error(run_cli(hub, tmp_path / "hf-cache", "--variant", "s24"))
+    message = cli_error(run_cli(hub.url, tmp_path / "hf-cache", "--variant", "s24"))
     assert "downloading pytorch_model.bin failed" in message and "nothing partial was kept" in message
     assert not cached_weights(tmp_path / "hf-cache", repos["s24"], "pytorch_model.bin")
     hub.heal()
-    assert_cli_top5(run_cli(hub, tmp_path / "hf-cache", "--variant", "s24"), repos["s24"])
+    assert_cli_top5(run_cli(hub.url, tmp_path / "hf-cache", "--variant", "s24"), repos["s24"])
     [weights] = cached_weights(tmp_path / "hf-cache", repos["s24"], "pytorch_model.bin")
     assert sha256(weights) == sha256(repos["s24"].files["pytorch_model.bin"])
 
 
 @pytest.mark.parametrize(
     ("mode", "expected"),
-    [("silent", "the Hub did not answer within 3 s"), ("error", "the Hub answered HTTP 503")],
-    ids=["hub-never-answers", "hub-5xx"],
+    [
+        ("silent", "the Hub did not answer within 3 s"),
+        ("error", "the Hub answered HTTP 503"),
+        ("unreachable", "the Hub can't be reached"),
+    ],
+    ids=["hub-never-answers", "hub-5xx", "no-network"],
 )
 def test_cli_hub_failures_give_a_clear_error_in_time(hub: StandInHub, tmp_path: Path, mode: str, expected: str) -> None:
-    hub.set_mode(mode)
+    """"unreachable": HF_ENDPOINT points at a port nobody listens on, as without network."""
+    endpoint = f"http://127.0.0.1:{free_port()}" if mode == "unreachable" else hub.url
+    hub.set_mode("ok" if mode == "unreachable" else mode)
     started = time.monotonic()
-    message = cli_error(run_cli(hub, tmp_path / "hf-cache", "--variant", "m48"))
+    message = cli_error(run_cli(endpoint, tmp_path / "hf-cache", "--variant", "m48"))
     assert time.monotonic() - started < CLEAR_ERROR_WITHIN_S
     assert expected in message and "sail/poolformer_m48" in message
 
@@ -451,6 +457,6 @@ def test_cli_damaged_cached_weights_name_the_file_and_the_fix(
     good = repos["s12"].files["model.safetensors"].read_bytes()
     broken = good[: len(good) // 2] if damage == "truncated" else os.urandom(4096)
     (snapshot / "model.safetensors").write_bytes(broken)
-    message = cli_error(run_cli(hub, tmp_path / "hf-cache", offline=True))
+    message = cli_error(run_cli(hub.url, tmp_path / "hf-cache", offline=True))
     assert str(snapshot / "model.safetensors") in message
     assert "delete it" in message and "hf cache verify sail/poolformer_s12" in message

@@ -49,6 +49,14 @@ def test_uploads_over_the_default_limit_are_refused_by_the_server(app_url: str) 
     assert over.status_code == 413
 
 
+def test_gradio_client_is_told_the_upload_limit(client: Client, tmp_path: Path) -> None:
+    """The limit is in the app's config, so gradio_client refuses a big file before sending it."""
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * (DEFAULT_UPLOAD_LIMIT + 1))
+    with pytest.raises(ValueError, match="exceeds the maximum file size of 20971520 bytes"):
+        client.predict(handle_file(big), api_name="/predict")
+
+
 def test_no_monitoring_page(app_url: str) -> None:
     for path in ("monitoring", "monitoring/summary", "gradio_api/monitoring", "gradio_api/monitoring/summary"):
         assert httpx.get(f"{app_url}{path}", timeout=30).status_code in (403, 404), path

@@ -71,6 +71,14 @@ GroupNorm over all channels and positions, `mlp` a 1 × 1-conv MLP with 4× expa
 Example photos are public domain or CC0 (see `assets/examples/LICENSES.md`). Running on **{explorer.DEVICE.type}**.
 """
 
+MIXER_INTRO = """
+PoolFormer's token mixer is `pool(x) − x`: each token becomes the average of its 3 × 3 neighbourhood minus
+itself. That is a **fixed convolution** — the same 3 × 3 weights for every channel, nothing learnt — and since
+its weights sum to zero it is a **high-pass filter**: it ignores what a token shares with its neighbours and
+passes on how it differs from them. Below, the filter runs on the photo's colours (drag the slider) and, beside
+it, on the features of the model's first stage.
+"""
+
 # System fonts only: the theme's default Google Fonts can't load on an offline machine.
 THEME = gr.themes.Soft(
     primary_hue="indigo",
@@ -133,11 +141,21 @@ def reporter(progress: gr.Progress) -> explorer.LoadReporter:
 # --- outputs of each action, in the order of the components they fill ----------------------------
 
 
-def predict_outputs(prediction: explorer.Prediction) -> list[Any]:
+def predict_outputs(prediction: explorer.Prediction, colour_scale: str = views.DEFAULT_COLOUR_SCALE) -> list[Any]:
+    """Top-5, heading and picture per stage, status; last the prediction itself, kept per visitor (gr.State)."""
     outputs: list[Any] = [prediction.top5]
-    for stage in prediction.stages:
-        outputs += [views.stage_heading(stage), views.stage_picture(prediction.photo, stage)]
-    return outputs + [prediction.status]
+    pictures = views.stage_pictures(prediction.photo, prediction.stages, colour_scale)
+    for stage, picture in zip(prediction.stages, pictures):
+        outputs += [views.stage_heading(stage), picture]
+    return outputs + [prediction.status, prediction]
+
+
+def filter_outputs(result: explorer.MixerFilter) -> list[Any]:
+    return [views.filter_pictures(result), views.stage1_pooling_picture(result), views.filter_caption(result)]
+
+
+def token_outputs(token: explorer.Token) -> list[Any]:
+    return [views.token_picture(token), views.token_summary(token)]
 
 
 def ablate_outputs(ablation: explorer.Ablation) -> list[Any]:
@@ -160,9 +178,72 @@ def compare_outputs(rows: list[explorer.Comparison]) -> list[Any]:
 
 @friendly_errors
 def run_predict(
+    photo: dict[str, Any] | None,
+    model: str | None = None,
+    colour_scale: str = views.DEFAULT_COLOUR_SCALE,
+    progress: gr.Progress = gr.Progress(),
+) -> list[Any]:
+    prediction = explorer.predict(uploaded_photo(photo), model, reporter(progress))
+    return predict_outputs(prediction, colour_scale or views.DEFAULT_COLOUR_SCALE)
+
+
+@friendly_errors
+def redraw_stages(prediction: explorer.Prediction | None, colour_scale: str) -> list[Any]:
+    """Switching the colour scale re-draws the visitor's last prediction; nothing to do before the first."""
+    if prediction is None:
+        return [gr.skip()] * len(explorer.ALL_STAGES)
+    return views.stage_pictures(prediction.photo, prediction.stages, colour_scale)
+
+
+@friendly_errors
+def run_filter(
     photo: dict[str, Any] | None, model: str | None = None, progress: gr.Progress = gr.Progress()
 ) -> list[Any]:
-    return predict_outputs(explorer.predict(uploaded_photo(photo), model, reporter(progress)))
+    return filter_outputs(explorer.filter_photo(uploaded_photo(photo), model, reporter(progress)))
+
+
+@friendly_errors
+def run_token(
+    photo: dict[str, Any] | None,
+    model: str | None = None,
+    stage: int = 1,
+    row: int = 0,
+    column: int = 0,
+    progress: gr.Progress = gr.Progress(),
+) -> list[Any]:
+    return token_outputs(explorer.inspect_token(uploaded_photo(photo), model, stage, row, column, reporter(progress)))
+
+
+def token_clicker(number: int) -> Callable[..., list[Any]]:
+    """The click handler of stage `number`'s picture: outline the token under the click and inspect it below."""
+
+    @friendly_errors
+    def inspect_click(
+        photo: dict[str, Any] | None, prediction: explorer.Prediction | None, colour_scale: str, evt: gr.SelectData
+    ) -> list[Any]:
+        if prediction is None:
+            raise gr.Error("press Predict for this photo and model, then click a token on a map", print_exception=False)
+        stage = prediction.stages[number - 1]
+        cell = views.stage_cell_at(*evt.index, stage.shape[1:])
+        if cell is None:
+            raise gr.Error(
+                "that is not on a map: click the activation-energy map (left) or the pooling map (right)",
+                print_exception=False,
+            )
+        token = explorer.inspect_token(uploaded_photo(photo), prediction.choice.value, number, *cell)
+        ranges = views.stage_ranges(prediction.stages, colour_scale)[number - 1]
+        picture = views.stage_picture(prediction.photo, stage, ranges, marked=cell)
+        return [picture, gr.Row(visible=True), *token_outputs(token)]
+
+    return inspect_click
+
+
+def hide_token_details() -> list[gr.Row]:
+    return [gr.Row(visible=False) for _ in explorer.ALL_STAGES]
+
+
+def forget_prediction() -> None:
+    return None
 
 
 @friendly_errors
@@ -215,6 +296,7 @@ def warm_up(model: str) -> None:
     """Load the default model and draw every view once, so the first visitor doesn't wait for it."""
     try:
         predict_outputs(explorer.predict(EXAMPLES[0], model))
+        filter_outputs(explorer.filter_photo(EXAMPLES[0], model))
         ablate_outputs(explorer.ablate(EXAMPLES[0], model))
     except (WeightsError, explorer.ExplorerError) as error:
         print(f"warm-up skipped: {error}")
@@ -223,17 +305,49 @@ def warm_up(model: str) -> None:
 # --- the page ---------------------------------------------------------------------------------------
 
 
-def stage_rows() -> list[gr.components.Component]:
-    """Per stage: a heading with the tensor shape, then one picture of its three views."""
+def stage_rows() -> tuple[list[gr.components.Component], list[list[gr.components.Component]]]:
+    """Per stage: a heading with the tensor shape, one picture of its three views, and below it, hidden until
+    a token on the picture is clicked, that token's neighbourhood.
+
+    Returns the headings and pictures interleaved, as /predict fills them, and per stage the
+    [row, picture, text] that show the clicked token.
+    """
     components: list[gr.components.Component] = []
+    details: list[list[gr.components.Component]] = []
     for number in explorer.ALL_STAGES:
         heading = gr.Markdown(f"**Stage {number}**", elem_classes="stage-heading")
         # JPEG: a PNG of this size costs ~60 ms to encode, four of them would blow the latency budget.
         picture = gr.Image(
             label=f"Stage {number}", format="jpeg", show_label=False, buttons=[], elem_id=f"stage-{number}"
         )
+        with gr.Row(visible=False, elem_id=f"token-{number}") as detail_row:
+            detail_picture = gr.Image(
+                label=f"Clicked token of stage {number}", show_label=False, format="png", buttons=[], scale=2
+            )
+            detail_text = gr.Markdown(elem_classes="token-summary")
         components += [heading, picture]
-    return components
+        details.append([detail_row, detail_picture, detail_text])
+    return components, details
+
+
+def token_inspector() -> tuple[list[gr.components.Component], gr.Button, list[gr.components.Component]]:
+    """Pick a token by number (stage, row, column), and what its inspection shows."""
+    with gr.Row():
+        with gr.Column(scale=1, min_width=200):
+            stage = gr.Dropdown(STAGE_CHOICES, value=1, label="Stage", elem_id="token-stage")
+            row = gr.Number(0, label="Row (0 = top)", precision=0, minimum=0, elem_id="token-row")
+            column = gr.Number(0, label="Column (0 = left)", precision=0, minimum=0, elem_id="token-column")
+            button = gr.Button("Inspect token", elem_id="token-button")
+        with gr.Column(scale=4):
+            picture = gr.Image(
+                label="The token's 3 × 3 neighbourhood",
+                show_label=False,
+                format="png",
+                buttons=[],
+                elem_id="token-picture",
+            )
+            summary = gr.Markdown(elem_id="token-summary")
+    return [stage, row, column], button, [picture, summary]
 
 
 def build_app() -> gr.Blocks:
@@ -265,9 +379,56 @@ def build_app() -> gr.Blocks:
                             "Each stage, left to right: **activation energy** over the photo (brighter = stronger "
                             "response, one square per position), its **eight most active channels**, and **what "
                             "pooling adds** to each token in the stage's first block (bright = the 3 × 3 "
-                            "neighbourhood differs from the token: edges and texture)."
+                            "neighbourhood differs from the token: edges and texture). **Click a token** on the left "
+                            "or right map to see, below it, its 3 × 3 neighbourhood in the stage's first block."
                         )
-                        stage_outputs = stage_rows()
+                        colour_scale = gr.Radio(
+                            [(label, value) for value, label in views.COLOUR_SCALES.items()],
+                            value=views.DEFAULT_COLOUR_SCALE,
+                            label="Colour scale",
+                            info=views.COLOUR_SCALE_NOTE,
+                            elem_id="colour-scale",
+                        )
+                        stage_outputs, token_details = stage_rows()
+                        prediction = gr.State(None)
+                    with gr.Tab("What pooling does"):
+                        gr.Markdown(MIXER_INTRO)
+                        filter_button = gr.Button("Filter the photo", variant="primary", elem_id="filter-button")
+                        with gr.Row():
+                            filter_slider = gr.ImageSlider(
+                                label="Photo ↔ pool(x) − x",
+                                type="pil",
+                                format="png",
+                                buttons=[],
+                                interactive=False,
+                                max_height=360,
+                                elem_id="filter-slider",
+                            )
+                            stage1_map = gr.Image(
+                                label="Stage 1 in the model: what pooling adds",
+                                format="jpeg",
+                                buttons=[],
+                                height=360,
+                                elem_id="filter-stage1",
+                            )
+                        filter_caption = gr.Markdown(elem_id="filter-caption")
+                        gr.Markdown("### The filter's three kernels")
+                        gr.Image(
+                            views.kernel_picture(),
+                            label="Kernels of pool(x) − x",
+                            show_label=False,
+                            format="png",
+                            buttons=[],
+                            interactive=False,
+                            elem_id="filter-kernels",
+                        )
+                        gr.Markdown(views.kernel_note())
+                        gr.Markdown(
+                            "### One token up close\nIn the model the same weights act on feature vectors. Pick a "
+                            "token (or click one on a stage map in the Predict tab) to see its neighbourhood as the "
+                            "stage's first block sees it, after `norm1`, and what the pooling mixer passes on."
+                        )
+                        token_inputs, token_button, token_results = token_inspector()
                     with gr.Tab("Token-mixer ablation"):
                         gr.Markdown(
                             "Run the **same weights** twice: as trained, and with the pooling token mixer of the "
@@ -324,7 +485,38 @@ def build_app() -> gr.Blocks:
 
         # preprocess=False: the photo reaches our own loader undecoded (see uploaded_photo).
         predict_button.click(
-            run_predict, [photo, model], [top5, *stage_outputs, status], api_name="predict", preprocess=False
+            run_predict,
+            [photo, model, colour_scale],
+            [top5, *stage_outputs, status, prediction],
+            api_name="predict",
+            preprocess=False,
+        )
+        stage_pictures = stage_outputs[1::2]
+        colour_scale.change(redraw_stages, [prediction, colour_scale], stage_pictures, api_visibility="private")
+        # Tokens clicked on old maps no longer apply once there are new maps; after a new photo or model,
+        # the maps on the page no longer match it, so clicks wait for the next Predict.
+        predict_button.click(
+            hide_token_details, None, [row for row, _, _ in token_details], api_visibility="private", queue=False
+        )
+        for change in (photo.change, model.change):
+            change(forget_prediction, None, prediction, api_visibility="private", queue=False)
+        for number, picture, (row, *details) in zip(explorer.ALL_STAGES, stage_pictures, token_details):
+            picture.select(
+                token_clicker(number),
+                [photo, prediction, colour_scale],
+                [picture, row, *details],
+                api_visibility="private",
+                preprocess=False,
+            )
+        token_button.click(
+            run_token, [photo, model, *token_inputs], token_results, api_name="token", preprocess=False
+        )
+        filter_button.click(
+            run_filter,
+            [photo, model],
+            [filter_slider, stage1_map, filter_caption],
+            api_name="mixer_filter",
+            preprocess=False,
         )
         ablate_button.click(
             run_ablate,

@@ -143,11 +143,18 @@ def comparable_compare(outputs: tuple) -> Any:
     return [row[:latency] + row[latency + 1 :] for row in table["data"]]  # latency is measured anew each time
 
 
+def comparable_text(position: int) -> Callable[[tuple], Any]:
+    """The Markdown output at `position`: the numbers it reports are the answer."""
+    return lambda outputs: outputs[position]
+
+
 # Every public endpoint: (api name, arguments, what of its answer must equal the sequential answer).
 CALLS: list[tuple[str, tuple, Callable[[tuple], Any]]] = [
     ("/predict", (BUNDLED_MODEL,), comparable_predict),
     ("/ablate", (BUNDLED_MODEL, [3, 4]), comparable_ablate),
     ("/compare", (), comparable_compare),
+    ("/mixer_filter", (BUNDLED_MODEL,), comparable_text(2)),
+    ("/token", (BUNDLED_MODEL, 2, 5, 9), comparable_text(1)),
 ]
 
 

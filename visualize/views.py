@@ -7,13 +7,41 @@ strings; `app.py` only places them in components.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
 
+import numpy as np
 from PIL import Image
 
-from poolformer.explorer import PAPER_S12_TOP1, Ablation, Comparison, ModelChoice, StageView
+from poolformer.explorer import (
+    PAPER_S12_TOP1,
+    Ablation,
+    Comparison,
+    ExplorerError,
+    MixerFilter,
+    ModelChoice,
+    StageView,
+    Token,
+)
+from poolformer.mixer_filter import border_kernels
 from poolformer.model import VARIANTS
 from visualize.charts import ablation_chart
-from visualize.maps import PHOTO_SIZE, channel_grid, overlay, titled_row
+from visualize.maps import (
+    GRID_SIZE,
+    PHOTO_SIZE,
+    TITLE_HEIGHT,
+    ValueRange,
+    bar_list,
+    channel_grid,
+    neighbourhood_grid,
+    outline_cell,
+    overlay,
+    panel_lefts,
+    shared_range,
+    signed_picture,
+    titled_row,
+)
 
 ENERGY_COLORMAP = "inferno"
 MIXER_COLORMAP = "viridis"
@@ -32,15 +60,205 @@ def stage_heading(stage: StageView) -> str:
     )
 
 
-def stage_picture(photo: Image.Image, stage: StageView) -> Image.Image:
-    """Energy over the photo, the most active channels, and where pooling changes the tokens."""
+# Colour scales for the stage maps, after CNN Explainer's local / module / global scales.
+COLOUR_SCALES = {"map": "each map", "stage": "per stage", "global": "global"}
+DEFAULT_COLOUR_SCALE = "map"  # what the stage maps always used: each stretched to its own range
+COLOUR_SCALE_NOTE = (
+    "*Each map*: every map and channel tile stretched to its own range (best for shapes); "
+    "*per stage*: a stage's eight channel tiles share one range; *global*: each kind of map shares one range "
+    "across all four stages, so a brighter stage really responds more."
+)
+
+
+@dataclass(frozen=True)
+class StageRanges:
+    """The value ranges a stage's panels are coloured over; None = the map's own range."""
+
+    energy: ValueRange | None = None
+    channels: ValueRange | None = None
+    pooling: ValueRange | None = None
+
+
+def channel_maps(stage: StageView) -> list[np.ndarray]:
+    return [channel for _, channel in stage.top_channels]
+
+
+def stage_ranges(stages: Sequence[StageView], colour_scale: str = DEFAULT_COLOUR_SCALE) -> list[StageRanges]:
+    """Per stage, the ranges that `colour_scale` ("map", "stage" or "global") colours its panels over."""
+    if colour_scale == "map":
+        return [StageRanges() for _ in stages]
+    if colour_scale == "stage":
+        return [StageRanges(channels=shared_range(channel_maps(stage))) for stage in stages]
+    if colour_scale == "global":
+        shared = StageRanges(
+            energy=shared_range([stage.energy for stage in stages]),
+            channels=shared_range([channel for stage in stages for channel in channel_maps(stage)]),
+            pooling=shared_range([stage.mixer_change for stage in stages]),
+        )
+        return [shared for _ in stages]
+    raise ExplorerError(f"unknown colour scale {colour_scale!r}; choose one of: {', '.join(COLOUR_SCALES)}")
+
+
+# The stage picture's panels, left to right; the first and last are maps of the stage's tokens over the photo.
+STAGE_PANEL_WIDTHS = (PHOTO_SIZE, GRID_SIZE[0], PHOTO_SIZE)
+TOKEN_MAP_PANELS = (0, 2)
+
+
+def stage_picture(
+    photo: Image.Image, stage: StageView, ranges: StageRanges = StageRanges(), marked: tuple[int, int] | None = None
+) -> Image.Image:
+    """Energy over the photo, the most active channels, and where pooling changes the tokens.
+
+    `marked` (row, column) outlines one token on both maps: the one a visitor clicked.
+    """
     height, width = stage.energy.shape
+    energy_map = overlay(photo, stage.energy, ENERGY_COLORMAP, value_range=ranges.energy)
+    pooling_map = overlay(photo, stage.mixer_change, MIXER_COLORMAP, opacity=0.75, value_range=ranges.pooling)
+    if marked is not None:
+        energy_map = outline_cell(energy_map, marked, (height, width))
+        pooling_map = outline_cell(pooling_map, marked, (height, width))
     return titled_row(
         [
-            (f"activation energy ({height} × {width})", overlay(photo, stage.energy, ENERGY_COLORMAP)),
-            (f"{len(stage.top_channels)} most active channels", channel_grid([channel for _, channel in stage.top_channels])),
-            (MIXER_TITLES[stage.token_mixer], overlay(photo, stage.mixer_change, MIXER_COLORMAP, opacity=0.75)),
+            (f"activation energy ({height} × {width})", energy_map),
+            (
+                f"{len(stage.top_channels)} most active channels",
+                channel_grid(channel_maps(stage), value_range=ranges.channels),
+            ),
+            (MIXER_TITLES[stage.token_mixer], pooling_map),
         ]
+    )
+
+
+def stage_pictures(
+    photo: Image.Image, stages: Sequence[StageView], colour_scale: str = DEFAULT_COLOUR_SCALE
+) -> list[Image.Image]:
+    """Every stage's picture, coloured on `colour_scale`."""
+    return [stage_picture(photo, stage, ranges) for stage, ranges in zip(stages, stage_ranges(stages, colour_scale))]
+
+
+def stage_cell_at(x: float, y: float, grid: tuple[int, int]) -> tuple[int, int] | None:
+    """The (row, column) of the token under a click at pixel (x, y) of a stage picture, or None off the maps.
+
+    Both the activation-energy panel and the pooling panel show the stage's tokens over the photo,
+    so a click on either picks the same token; the channel tiles in between are not one map.
+    """
+    height, width = grid
+    inside_y = y - TITLE_HEIGHT
+    if not 0 <= inside_y < PHOTO_SIZE:
+        return None
+    lefts = panel_lefts(STAGE_PANEL_WIDTHS)
+    for panel in TOKEN_MAP_PANELS:
+        inside_x = x - lefts[panel]
+        if 0 <= inside_x < PHOTO_SIZE:
+            return int(inside_y * height // PHOTO_SIZE), int(inside_x * width // PHOTO_SIZE)
+    return None
+
+
+# --- What pooling does ----------------------------------------------------------------------------
+
+KERNEL_COLORMAP = "RdBu"  # red below zero, blue above: the centre's negative weight stands out
+BORDER_TITLES = {"interior": "inside the map", "edge": "on an edge (top)", "corner": "in a corner (top left)"}
+FILTER_FULL_SCALE_PERCENTILE = 99.5  # of |pool(x) − x|: this many percent of values fit without clipping
+
+
+def fraction(weight: float) -> str:
+    """A kernel weight as a short fraction: 1/9, −8/9."""
+    return str(Fraction(weight).limit_denominator(64)).replace("-", "−")
+
+
+def kernel_picture() -> Image.Image:
+    """The filter's three kernels (interior, edge, corner) as coloured 3 × 3 grids with their weights written in."""
+    panels = []
+    for case, kernel in border_kernels().items():
+        off_map = kernel == 0
+        values = np.where(off_map, np.nan, kernel)
+        captions = [["off map" if off_map[r, c] else fraction(kernel[r, c]) for c in range(3)] for r in range(3)]
+        count = int((~off_map).sum())
+        grid = neighbourhood_grid(values, captions, KERNEL_COLORMAP, (-1.0, 1.0))
+        panels.append((f"{BORDER_TITLES[case]}: n = {count}", grid))
+    return titled_row(panels)
+
+
+def kernel_note() -> str:
+    """The kernels in words, with the weights computed from the code that draws them."""
+    parts = []
+    for case, kernel in border_kernels().items():
+        count = int((kernel != 0).sum())
+        parts.append(
+            f"{BORDER_TITLES[case]} the window covers **{count}** tokens, each weighs **{fraction(1 / count)}**, "
+            f"and the token itself {fraction(1 / count)} − 1 = **{fraction(kernel[1, 1])}**"
+        )
+    return (
+        "With `count_include_pad=False` the average runs over the tokens that exist, so the weights change at the "
+        "border: " + "; ".join(parts) + ". Every kernel sums to **0**: a flat patch gives 0 and only differences "
+        "pass — a high-pass filter, a close cousin of the (negative) Laplacian."
+    )
+
+
+def filter_full_scale(filtered: np.ndarray) -> float:
+    return float(np.percentile(np.abs(filtered), FILTER_FULL_SCALE_PERCENTILE))
+
+
+def filter_pictures(result: MixerFilter) -> tuple[Image.Image, Image.Image]:
+    """The crop the model saw and the same crop through pool(x) − x (mid-grey = 0), for an image slider."""
+    return result.photo, signed_picture(result.filtered, filter_full_scale(result.filtered))
+
+
+def stage1_pooling_picture(result: MixerFilter) -> Image.Image:
+    """The model's stage-1 'what pooling adds' map as in the Predict tab, at twice the size to match the slider."""
+    photo = result.photo.resize((2 * PHOTO_SIZE, 2 * PHOTO_SIZE), Image.Resampling.BICUBIC)
+    return overlay(photo, result.stage1_change, MIXER_COLORMAP, opacity=0.75)
+
+
+def filter_caption(result: MixerFilter) -> str:
+    full_scale = filter_full_scale(result.filtered)
+    height, width = result.stage1_change.shape
+    channels = result.choice.variant.widths[0]
+    lines = [
+        f"**Slider:** left the {PHOTO_SIZE} × {PHOTO_SIZE} crop {result.choice.name} saw, right the same pixels "
+        f"through `pool(x) − x`, each colour channel on its own. Mid-grey is 0; white and black are ±{full_scale:.3f} "
+        f"(pixel values run 0–1), so a bright or dark fringe marks an edge.",
+        f"**Beside it:** the model's stage-1 map ({height} × {width} tokens): ‖pool(x) − x‖ over {channels} "
+        "channels of the first block's normalised input — the same filter, on learnt features instead of colours.",
+    ]
+    if result.token_mixer != "pooling":
+        lines.append(f"{result.choice.name} mixes tokens by identity, so its map shows ‖norm(x)‖: no pooling there.")
+    return "\n\n".join(lines)
+
+
+def token_picture(token: Token) -> Image.Image:
+    """The token's 3 × 3 neighbourhood (energy and weight per cell) beside bars for x, mean and mean − x."""
+    def caption(row: int, column: int) -> str:
+        energy = token.energies[row, column]
+        return "off map" if np.isnan(energy) else f"{energy:.2f}\n×{fraction(token.weights[row, column])}"
+
+    captions = [[caption(row, column) for column in range(3)] for row in range(3)]
+    grid = neighbourhood_grid(token.energies, captions, MIXER_COLORMAP)
+    bars = bar_list(
+        [
+            ("‖token x‖", token.centre_norm),
+            ("‖mean of 3 × 3‖", token.mean_norm),
+            ("‖mean − x‖", token.change_norm),
+        ]
+    )
+    title = f"stage {token.stage}, token ({token.row}, {token.column})"
+    return titled_row([(title, grid), ("norms after norm1", bars)])
+
+
+def token_summary(token: Token) -> str:
+    """The inspected token in numbers: its window, the three norms, how alike it and its neighbours are."""
+    height, width = token.grid
+    count = int((token.weights != 0).sum())
+    verb = "passes on" if token.token_mixer == "pooling" else "would pass on (this model's mixer is identity)"
+    return (
+        f"**Stage {token.stage}, token row {token.row}, column {token.column}** of {height} × {width}. Its window "
+        f"covers {count} tokens, each weighing {fraction(1 / count)}; the token itself "
+        f"{fraction(token.weights[1, 1])}. "
+        f"After `norm1`: ‖x‖ = {token.centre_norm:.3f}, ‖pool(x)‖ = {token.mean_norm:.3f}, and "
+        f"**‖pool(x) − x‖ = {token.change_norm:.3f}**, what pooling {verb}.\n\n"
+        f"Cosine of x and its neighbourhood mean: **{token.cosine:.3f}** (near 1: the neighbours look like the token, "
+        "so pooling changes little). Through the layer scale, this model's token mixer adds a vector of norm "
+        f"**{token.update_norm:.3f}** to the token's {token.residual_norm:.3f}."
     )
 
 

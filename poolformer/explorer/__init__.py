@@ -2,7 +2,7 @@
 
 - `common`: device, photo decoding, model input, top-k;  `catalogue`: which models exist, the default;
 - `cache`: the shared read-only model cache;  `downloads`: official weights fetched in the background;
-- one module per view: `prediction`, `ablation`, `comparison`.
+- one module per view: `prediction`, `ablation`, `comparison`, `mixer`.
 
 Every view returns plain data (numpy arrays, dicts, dataclasses); `visualize/` draws, `app.py` wires.
 """
@@ -24,11 +24,14 @@ from poolformer.explorer.catalogue import (
 from poolformer.explorer.common import ALL_STAGES, DEVICE, PAPER_S12_TOP1, ExplorerError, LoadReporter
 from poolformer.explorer.comparison import TIMED_RUNS, Comparison, compare
 from poolformer.explorer.downloads import DOWNLOADS, REQUEST_WAIT_S
+from poolformer.explorer.mixer import MixerFilter, Token, filter_photo, inspect_token
 from poolformer.explorer.prediction import Prediction, StageView, predict
 
 __all__ = [
     "ALL_STAGES", "DEVICE", "DOWNLOADS", "MODELS", "PAPER_S12_TOP1", "REQUEST_WAIT_S", "TIMED_RUNS",
-    "Ablation", "Comparison", "ExplorerError", "LoadReporter", "ModelCache", "ModelChoice", "Prediction", "StageView",
+    "Ablation", "Comparison", "ExplorerError", "LoadReporter", "MixerFilter", "ModelCache", "ModelChoice", "Prediction",
+    "StageView", "Token",
     "ablate", "bundled_choice", "checkpoint_dir", "choice_label", "compare", "default_choice", "describe",
-    "fetch_official_default", "find_choice", "load", "loaded_status", "model_choices", "predict", "scratch_twin", "status_line",
+    "fetch_official_default", "filter_photo", "find_choice", "inspect_token", "load", "loaded_status",
+    "model_choices", "predict", "scratch_twin", "status_line",
 ]

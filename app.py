@@ -539,12 +539,13 @@ def build_app() -> gr.Blocks:
 # Uploads above this are refused by the server itself with HTTP 413. A 12-MP phone JPEG is 3–8 MB, so
 # 20 MB admits any real photo while bounding what a burst of uploads costs in memory and temp space.
 MAX_UPLOAD_SIZE = os.environ.get("POOLFORMER_MAX_UPLOAD", "20mb")
-# Runs of each event at once. On CPU one forward pass already uses every core, so more runs in parallel only
-# share the same cores; the second keeps one slow call (compare over every model, a Hub download being
-# waited for) from holding up everybody behind it on that endpoint.
-RUNS_PER_EVENT = 2
+# Model runs at once, over all API endpoints together (they share one concurrency group). On CPU one forward
+# pass already uses every core, so more runs in parallel only share the same cores; the second keeps one slow
+# call (compare over every model, a Hub download being waited for) from holding up everybody behind it.
+# Page events (page load, model picker, progress ticks) keep their own slots, so the page never waits on them.
+MODEL_RUNS_AT_ONCE = 2
 # Calls waiting at once, over all events; the next one is told the queue is full and to try again. 48 visitors
-# mixing every endpoint were served at 1.7 calls/s on a shared 2-core CPU, so a full queue drains in ≈ 20 s.
+# mixing every endpoint were served at about 3 calls/s on a shared 2-core CPU: a full queue drains in 10–15 s.
 QUEUE_SIZE = 32
 # Every hour, delete uploads and outputs older than an hour: nobody needs them once the page has shown them.
 # POOLFORMER_TEMP_FILE_SWEEP="FREQUENCY,AGE" (seconds) changes it.
@@ -561,7 +562,10 @@ def main() -> None:
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("poolformer").setLevel(logging.INFO)  # download progress and failures go to the log
     app = build_app()
-    app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=RUNS_PER_EVENT)
+    for event in app.fns.values():
+        if event.api_visibility == "public":
+            event.concurrency_id = "model runs"
+    app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=MODEL_RUNS_AT_ONCE)
     app.launch(
         theme=THEME,
         css=CSS,

@@ -65,16 +65,18 @@ def download(variant: Variant, progress: Progress | None = None) -> tuple[Path, 
     if is_offline():
         raise unavailable(variant, "HF_HUB_OFFLINE is set")
     weights_name = _pick_weights_file(variant)
-    bar = _reporting_bar(progress) if progress else None
-    paths = []
-    for name, bar_class in ((CONFIG_FILE, None), (weights_name, bar)):
-        try:
-            paths.append(Path(hf_hub_download(variant.hub_repo, name, tqdm_class=bar_class)))
-        except Exception as error:  # network, HTTP, disk: huggingface_hub raises many types
-            reason = f"downloading {name} failed ({_first_line(error)}); nothing partial was kept"
-            raise unavailable(variant, reason, retry=True) from None
-    config, weights = paths
+    config = _fetch(variant, CONFIG_FILE)
+    weights = _fetch(variant, weights_name, _reporting_bar(progress) if progress else None)
     return config, weights
+
+
+def _fetch(variant: Variant, name: str, bar: type[hub_progress_bar] | None = None) -> Path:
+    """One file into the cache (or found there); any failure names the file."""
+    try:
+        return Path(hf_hub_download(variant.hub_repo, name, tqdm_class=bar))
+    except Exception as error:  # network, HTTP, disk: huggingface_hub raises many types
+        reason = f"downloading {name} failed ({_first_line(error)}); nothing partial was kept"
+        raise unavailable(variant, reason, retry=True) from None
 
 
 def _pick_weights_file(variant: Variant) -> str:

@@ -527,9 +527,15 @@ def build_app() -> gr.Blocks:
         )
         compare_button.click(run_compare, [photo], [table, maps], api_name="compare", preprocess=False)
         model.change(select_model, [model], [card, status, scratch_top5], api_visibility="private")
-        app.load(open_page, None, [model, download_timer], api_visibility="private")  # the change above follows
+        # Cheap page events bypass the queue, so a full queue never leaves a page without its picker or progress.
+        app.load(open_page, None, [model, download_timer], api_visibility="private", queue=False)  # then .change
         download_timer.tick(
-            download_progress, [model], [status, download_timer], api_visibility="private", show_progress="hidden"
+            download_progress,
+            [model],
+            [status, download_timer],
+            api_visibility="private",
+            show_progress="hidden",
+            queue=False,
         )
     return app
 

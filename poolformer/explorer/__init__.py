@@ -23,12 +23,12 @@ from poolformer.explorer.catalogue import (
 )
 from poolformer.explorer.common import ALL_STAGES, DEVICE, PAPER_S12_TOP1, ExplorerError, LoadReporter
 from poolformer.explorer.comparison import TIMED_RUNS, Comparison, compare
-from poolformer.explorer.downloads import DOWNLOADS, REQUEST_WAIT_S
+from poolformer.explorer.downloads import DOWNLOADS
 from poolformer.explorer.mixer import MixerFilter, Token, filter_photo, inspect_token
 from poolformer.explorer.prediction import Prediction, StageView, predict
 
 __all__ = [
-    "ALL_STAGES", "DEVICE", "DOWNLOADS", "MODELS", "PAPER_S12_TOP1", "REQUEST_WAIT_S", "TIMED_RUNS",
+    "ALL_STAGES", "DEVICE", "DOWNLOADS", "MODELS", "PAPER_S12_TOP1", "TIMED_RUNS",
     "Ablation", "Comparison", "ExplorerError", "LoadReporter", "MixerFilter", "ModelCache", "ModelChoice", "Prediction",
     "StageView", "Token",
     "ablate", "bundled_choice", "checkpoint_dir", "choice_label", "compare", "default_choice", "describe",

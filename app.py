@@ -92,22 +92,25 @@ footer { display: none !important; }
 """
 
 
-class PhotoInput(gr.Image):
-    """gr.Image that refuses a link given as the photo (`handle_file("http://…")` in gradio_client).
+PHOTO_LINK_REFUSED = "photo links are not fetched by this app: download the picture and upload the file"
 
-    Gradio would fetch the link itself (through safehttpx, which refuses private addresses), and a refused
-    or failed fetch reaches the visitor only as a bare "Error"; a photo is small enough to upload instead.
+
+def refusing_links(photo: gr.Image) -> gr.Image:
+    """Make `photo` refuse a link given as the photo (`handle_file("http://…")` in gradio_client).
+
+    Gradio would fetch the link itself (through safehttpx, which refuses private addresses), and a refused or
+    failed fetch reaches the visitor only as a bare "Error"; a photo is small enough to upload instead. The
+    hook wraps this one instance (a gr.Image subclass would make Gradio write an app.pyi stub beside app.py).
     """
+    move_to_cache = photo.async_move_resource_to_block_cache
 
-    is_template = True  # drawn by gr.Image's own frontend
-
-    async def async_move_resource_to_block_cache(self, url_or_file_path: str | Path | None) -> str | None:
+    async def move_uploads_only(url_or_file_path: str | Path | None) -> str | None:
         if str(url_or_file_path).lower().startswith(("http://", "https://")):
-            raise gr.Error(
-                "photo links are not fetched by this app: download the picture and upload the file",
-                print_exception=False,
-            )
-        return await super().async_move_resource_to_block_cache(url_or_file_path)
+            raise gr.Error(PHOTO_LINK_REFUSED, print_exception=False)
+        return await move_to_cache(url_or_file_path)
+
+    photo.async_move_resource_to_block_cache = move_uploads_only
+    return photo
 
 
 def uploaded_photo(payload: dict[str, Any] | None) -> bytes | None:
@@ -356,12 +359,14 @@ def build_app() -> gr.Blocks:
         gr.Markdown(INTRO)
         with gr.Row():
             with gr.Column(scale=2, min_width=340):
-                photo = PhotoInput(
-                    label="Photo",
-                    type="filepath",
-                    sources=["upload", "clipboard", "webcam"],
-                    height=300,
-                    elem_id="photo",
+                photo = refusing_links(
+                    gr.Image(
+                        label="Photo",
+                        type="filepath",
+                        sources=["upload", "clipboard", "webcam"],
+                        height=300,
+                        elem_id="photo",
+                    )
                 )
                 gr.Examples(EXAMPLES, inputs=[photo], label="Example photos (public domain / CC0)", elem_id="examples")
                 # No value here: the page load fills in the current default, and an API call that leaves

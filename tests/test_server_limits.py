@@ -155,6 +155,7 @@ CALLS: list[tuple[str, tuple, Callable[[tuple], Any]]] = [
     ("/compare", (), comparable_compare),
     ("/mixer_filter", (BUNDLED_MODEL,), comparable_text(2)),
     ("/token", (BUNDLED_MODEL, 2, 5, 9), comparable_text(1)),
+    ("/architecture", (BUNDLED_MODEL,), lambda svg: svg),  # one output: the diagram itself
 ]
 
 

@@ -2,12 +2,13 @@
 
 - `common`: device, photo decoding, model input, top-k;  `catalogue`: which models exist, the default;
 - `cache`: the shared read-only model cache;  `downloads`: official weights fetched in the background;
-- one module per view: `prediction`, `ablation`, `comparison`, `mixer`.
+- one module per view: `prediction`, `ablation`, `comparison`, `mixer`, `metaformer` (the architecture
+  diagram's data);  `paper`: the MetaFormer papers' figures we cite.
 
 Every view returns plain data (numpy arrays, dicts, dataclasses); `visualize/` draws, `app.py` wires.
 """
 
-from poolformer.explorer.ablation import Ablation, ablate
+from poolformer.explorer.ablation import POOL_SIZES, TRAINED_POOL_SIZE, Ablation, ablate, pool_size
 from poolformer.explorer.cache import MODELS, ModelCache, load, loaded_status, status_line
 from poolformer.explorer.catalogue import (
     ModelChoice,
@@ -24,14 +25,15 @@ from poolformer.explorer.catalogue import (
 from poolformer.explorer.common import ALL_STAGES, DEVICE, PAPER_S12_TOP1, ExplorerError, LoadReporter
 from poolformer.explorer.comparison import TIMED_RUNS, Comparison, compare
 from poolformer.explorer.downloads import DOWNLOADS
+from poolformer.explorer.metaformer import Architecture, MeasuredRun, StageTrace, measured_mixer_runs, trace
 from poolformer.explorer.mixer import MixerFilter, Token, filter_photo, inspect_token
 from poolformer.explorer.prediction import Prediction, StageView, predict
 
 __all__ = [
-    "ALL_STAGES", "DEVICE", "DOWNLOADS", "MODELS", "PAPER_S12_TOP1", "TIMED_RUNS",
-    "Ablation", "Comparison", "ExplorerError", "LoadReporter", "MixerFilter", "ModelCache", "ModelChoice", "Prediction",
-    "StageView", "Token",
+    "ALL_STAGES", "DEVICE", "DOWNLOADS", "MODELS", "PAPER_S12_TOP1", "POOL_SIZES", "TIMED_RUNS", "TRAINED_POOL_SIZE",
+    "Ablation", "Architecture", "Comparison", "ExplorerError", "LoadReporter", "MeasuredRun", "MixerFilter",
+    "ModelCache", "ModelChoice", "Prediction", "StageTrace", "StageView", "Token",
     "ablate", "bundled_choice", "checkpoint_dir", "choice_label", "compare", "default_choice", "describe",
     "fetch_official_default", "filter_photo", "find_choice", "inspect_token", "load", "loaded_status",
-    "model_choices", "predict", "scratch_twin", "status_line",
+    "measured_mixer_runs", "model_choices", "pool_size", "predict", "scratch_twin", "status_line", "trace",
 ]

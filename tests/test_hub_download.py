@@ -37,7 +37,7 @@ from poolformer.preprocess import load_image, preprocess
 from poolformer.weights import create_model
 
 CAT = REPO / "assets" / "examples" / "cat.jpg"
-TIMEOUTS = {"HF_HUB_ETAG_TIMEOUT": "3"}  # the Hub's first answer; also our probe's limit (default 5 s)
+TIMEOUTS = {"HF_HUB_ETAG_TIMEOUT": "5"}  # the Hub's first answer, for huggingface_hub (default 10 s) as for our probe
 CLEAR_ERROR_WITHIN_S = 30
 PAGE_TIMEOUT_MS = 30_000
 # The online app runs with a small upload limit and a fast temp-file sweep, to show both settings act.
@@ -299,7 +299,7 @@ def test_silent_hub_gives_a_clear_error_in_time_while_other_visitors_are_served(
         job.result(timeout=CLEAR_ERROR_WITHIN_S)
     assert time.monotonic() - started < CLEAR_ERROR_WITHIN_S
     message = one_line(error)
-    assert "sail/poolformer_m48" in message and "the Hub did not answer within 3 s" in message
+    assert "sail/poolformer_m48" in message and "the Hub did not answer within 5 s" in message
 
 
 def test_hub_5xx_gives_a_clear_error(client: Client, hub: StandInHub) -> None:
@@ -431,7 +431,7 @@ def test_cli_cut_download_fails_clearly_then_the_bin_only_variant_downloads_on_d
 @pytest.mark.parametrize(
     ("mode", "expected"),
     [
-        ("silent", "the Hub did not answer within 3 s"),
+        ("silent", "the Hub did not answer within 5 s"),
         ("error", "the Hub answered HTTP 503"),
         ("unreachable", "the Hub can't be reached"),
     ],

@@ -773,7 +773,7 @@ MAX_UPLOAD_SIZE = os.environ.get("POOLFORMER_MAX_UPLOAD", "20mb")
 # Model runs at once, over all API endpoints together (they share one concurrency group). On CPU one forward
 # pass already uses every core, so more runs in parallel only share the same cores; the second keeps one slow
 # call (compare over every model, a Hub download being waited for) from holding up everybody behind it.
-# Page events (page load, model picker, progress ticks) keep their own slots, so the page never waits on them.
+# The picker's model loading keeps its own slots, and page loads and progress ticks bypass the queue.
 MODEL_RUNS_AT_ONCE = 2
 # Calls waiting at once, over all events; the next one is told the queue is full and to try again. 48 visitors
 # mixing every endpoint were served at about 3 calls/s on a shared 2-core CPU: a full queue drains in 10–15 s.
@@ -784,8 +784,8 @@ TEMP_FILE_SWEEP = tuple(int(part) for part in os.environ.get("POOLFORMER_TEMP_FI
 
 
 def never_served() -> list[str]:
-    """The Hugging Face cache (with any token beside it) and the repository; Gradio serves only its own
-    temp files anyway, this holds even if GRADIO_TEMP_DIR or allowed_paths are set carelessly."""
+    """The Hugging Face cache (with any token beside it) and the repository. Gradio serves only its own
+    temp files anyway; blocking these holds even if GRADIO_TEMP_DIR or allowed_paths are set carelessly."""
     return [*hub.cache_dirs(), str(Path(__file__).resolve().parent)]
 
 
@@ -793,7 +793,7 @@ def main() -> None:
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("poolformer").setLevel(logging.INFO)  # download progress and failures go to the log
     app = build_app()
-    for event in app.fns.values():
+    for event in app.fns.values():  # every API endpoint, present and future, in one pool of model runs
         if event.api_visibility == "public":
             event.concurrency_id = "model runs"
     app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=MODEL_RUNS_AT_ONCE)

@@ -12,6 +12,7 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no phoning home
 
 import functools
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 
 import gradio as gr
 
-from poolformer import explorer
+from poolformer import explorer, hub
 from poolformer.preprocess import ImageError
 from poolformer.weights import WeightsError
 from visualize import views
@@ -32,6 +33,7 @@ EXAMPLE_FILES = ("reims_cathedral", "berlin_cathedral", "cat", "coffee", "rocket
 EXAMPLES = [str(Path(__file__).parent / "assets" / "examples" / f"{name}.jpg") for name in EXAMPLE_FILES]
 TOP1_CHOICE = ("the top-1 class", explorer.TOP1)
 STAGE_CHOICES = [(f"Stage {number}", number) for number in explorer.ALL_STAGES]
+DOWNLOAD_POLL_S = 1.0  # how often an open page refreshes the start-up download's progress
 POOL_SIZE_CHOICES = [
     (f"{size} × {size}" + (" (as trained)" if size == explorer.TRAINED_POOL_SIZE else " (what-if)"), size)
     for size in explorer.POOL_SIZES
@@ -131,6 +133,27 @@ footer { display: none !important; }
 #architecture svg { display: block; margin: 0 auto; }
 #tour-steps .stepper-wrapper { padding: 0 2.5rem 0.6rem; }  /* room for the last step's label */
 """
+
+
+PHOTO_LINK_REFUSED = "photo links are not fetched by this app: download the picture and upload the file"
+
+
+def refusing_links(photo: gr.Image) -> gr.Image:
+    """Make `photo` refuse a link given as the photo (`handle_file("http://…")` in gradio_client).
+
+    Gradio would fetch the link itself (through safehttpx, which refuses private addresses), and a refused or
+    failed fetch reaches the visitor only as a bare "Error"; a photo is small enough to upload instead. The
+    hook wraps this one instance (a gr.Image subclass would make Gradio write an app.pyi stub beside app.py).
+    """
+    move_to_cache = photo.async_move_resource_to_block_cache
+
+    async def move_uploads_only(url_or_file_path: str | Path | None) -> str | None:
+        if str(url_or_file_path).lower().startswith(("http://", "https://")):
+            raise gr.Error(PHOTO_LINK_REFUSED, print_exception=False)
+        return await move_to_cache(url_or_file_path)
+
+    photo.async_move_resource_to_block_cache = move_uploads_only
+    return photo
 
 
 
@@ -273,7 +296,7 @@ def compare_outputs(rows: list[explorer.Comparison]) -> list[Any]:
 @friendly_errors
 def run_predict(
     photo: dict[str, Any] | None,
-    model: str,
+    model: str | None = None,
     colour_scale: str = views.DEFAULT_COLOUR_SCALE,
     progress: gr.Progress = gr.Progress(),
 ) -> list[Any]:
@@ -290,17 +313,19 @@ def redraw_stages(prediction: explorer.Prediction | None, colour_scale: str) -> 
 
 
 @friendly_errors
-def run_filter(photo: dict[str, Any] | None, model: str, progress: gr.Progress = gr.Progress()) -> list[Any]:
+def run_filter(
+    photo: dict[str, Any] | None, model: str | None = None, progress: gr.Progress = gr.Progress()
+) -> list[Any]:
     return filter_outputs(explorer.filter_photo(uploaded_photo(photo), model, reporter(progress)))
 
 
 @friendly_errors
 def run_token(
     photo: dict[str, Any] | None,
-    model: str,
-    stage: int,
-    row: int,
-    column: int,
+    model: str | None = None,
+    stage: int = 1,
+    row: int = 0,
+    column: int = 0,
     progress: gr.Progress = gr.Progress(),
 ) -> list[Any]:
     return token_outputs(explorer.inspect_token(uploaded_photo(photo), model, stage, row, column, reporter(progress)))
@@ -341,7 +366,7 @@ def forget_prediction() -> None:
 @friendly_errors
 def run_ablate(
     photo: dict[str, Any] | None,
-    model: str,
+    model: str | None = None,
     stages: list[int] | None = None,
     pool_size_stage_1: int = explorer.TRAINED_POOL_SIZE,
     pool_size_stage_2: int = explorer.TRAINED_POOL_SIZE,
@@ -360,7 +385,9 @@ def lock_pool_sizes(stages: list[int] | None) -> list[gr.Radio]:
 
 
 @friendly_errors
-def run_architecture(photo: dict[str, Any] | None, model: str, progress: gr.Progress = gr.Progress()) -> str:
+def run_architecture(
+    photo: dict[str, Any] | None, model: str | None = None, progress: gr.Progress = gr.Progress()
+) -> str:
     return architecture_svg(explorer.trace(uploaded_photo(photo), model, reporter(progress)))
 
 
@@ -393,7 +420,7 @@ def run_compare(photo: dict[str, Any] | None, progress: gr.Progress = gr.Progres
     return compare_outputs(explorer.compare(uploaded_photo(photo), reporter(progress)))
 
 
-def select_model(model: str, progress: gr.Progress = gr.Progress()) -> tuple[str, str, gr.Label]:
+def select_model(model: str | None, progress: gr.Progress = gr.Progress()) -> tuple[str, str, gr.Label]:
     """Describe the picked model and load it; unavailable weights warn but leave the app usable.
 
     The ablation's third label (identity mixer trained from scratch) shows only for models that have such a twin.
@@ -402,9 +429,26 @@ def select_model(model: str, progress: gr.Progress = gr.Progress()) -> tuple[str
     scratch_label = gr.Label(visible=explorer.scratch_twin(choice) is not None)
     try:
         return explorer.describe(choice), explorer.load(model, reporter(progress)), scratch_label
-    except WeightsError as error:
+    except (WeightsError, explorer.ExplorerError) as error:
         gr.Warning(str(error))
         return explorer.describe(choice), f"**Not loaded:** {error}", scratch_label
+
+
+def picker_choices() -> list[tuple[str, str]]:
+    return [(explorer.choice_label(choice), choice.value) for choice in explorer.model_choices()]
+
+
+def open_page() -> tuple[gr.Dropdown, gr.Timer]:
+    """Each page load asks afresh for the default (official S12 once it has downloaded) and, while the
+    start-up download runs, polls its progress into the status line."""
+    picker = gr.Dropdown(choices=picker_choices(), value=explorer.default_choice())
+    return picker, gr.Timer(active=explorer.DOWNLOADS.background_running())
+
+
+def download_progress(model: str | None) -> tuple[Any, gr.Timer]:
+    """Timer tick: refresh the status line of the loaded model with the download's progress, until it is done."""
+    status = explorer.loaded_status(model)
+    return (gr.skip() if status is None else status), gr.Timer(active=explorer.DOWNLOADS.background_running())
 
 
 def warm_up(model: str) -> None:
@@ -543,24 +587,28 @@ def wire_tour(tour: Tour, tabs: gr.Tabs, tab_ids: set[str]) -> None:
 
 
 def build_app() -> gr.Blocks:
-    choices = [(explorer.choice_label(choice), choice.value) for choice in explorer.model_choices()]
     default = explorer.default_choice()
-    with gr.Blocks(title="PoolFormer Explorer") as app:
+    with gr.Blocks(title="PoolFormer Explorer", delete_cache=TEMP_FILE_SWEEP) as app:
         gr.Markdown(INTRO)
         guide = tour_layout()
         with gr.Row():
             with gr.Column(scale=2, min_width=340):
-                photo = gr.Image(
-                    label="Photo",
-                    type="filepath",
-                    sources=["upload", "clipboard", "webcam"],
-                    height=300,
-                    elem_id="photo",
+                photo = refusing_links(
+                    gr.Image(
+                        label="Photo",
+                        type="filepath",
+                        sources=["upload", "clipboard", "webcam"],
+                        height=300,
+                        elem_id="photo",
+                    )
                 )
                 gr.Examples(EXAMPLES, inputs=[photo], label="Example photos (public domain / CC0)", elem_id="examples")
-                model = gr.Dropdown(choices, value=default, label="Model", elem_id="model")
+                # No value here: the page load fills in the current default, and an API call that leaves
+                # the model out sends None, which the explorer reads as the default at that moment.
+                model = gr.Dropdown(picker_choices(), value=None, label="Model", elem_id="model")
                 card = gr.Markdown(explorer.describe(explorer.find_choice(default)))
                 status = gr.Markdown("Weights load on first use…", elem_id="status")
+                download_timer = gr.Timer(DOWNLOAD_POLL_S, active=False)
             with gr.Column(scale=5):
                 # Seven tabs outgrow a laptop-wide column: wrap them onto a second row rather than hide some in a menu.
                 with gr.Tabs(overflow_behavior="wrap", elem_id="tabs") as tabs:
@@ -809,13 +857,60 @@ def build_app() -> gr.Blocks:
         wire_tour(guide, tabs, {tab.id for tab in tabs.children if isinstance(tab, gr.Tab)})
         app.load(lambda seen: gr.Accordion(open=not seen), [guide.seen], [guide.panel], queue=False, api_visibility="private")
         model.change(select_model, [model], [card, status, scratch_top5], api_visibility="private")
-        app.load(select_model, [model], [card, status, scratch_top5], api_visibility="private")
+        # Cheap page events bypass the queue, so a full queue never leaves a page without its picker or progress.
+        app.load(open_page, None, [model, download_timer], api_visibility="private", queue=False)  # then .change
+        download_timer.tick(
+            download_progress,
+            [model],
+            [status, download_timer],
+            api_visibility="private",
+            show_progress="hidden",
+            queue=False,
+        )
     return app
 
 
+# --- serving in public: each number is explained in the README's "Deploying as a Space" ---------------
+
+# Uploads above this are refused by the server itself with HTTP 413. A 12-MP phone JPEG is 3–8 MB, so
+# 20 MB admits any real photo while bounding what a burst of uploads costs in memory and temp space.
+MAX_UPLOAD_SIZE = os.environ.get("POOLFORMER_MAX_UPLOAD", "20mb")
+# Model runs at once, over all API endpoints together (they share one concurrency group). On CPU one forward
+# pass already uses every core, so more runs in parallel only share the same cores; the second keeps one slow
+# call (compare over every model, a Hub download being waited for) from holding up everybody behind it.
+# The picker's model loading keeps its own slots, and page loads and progress ticks bypass the queue.
+MODEL_RUNS_AT_ONCE = 2
+# Calls waiting at once, over all events; the next one is told the queue is full and to try again. 48 visitors
+# mixing every endpoint were served at about 3 calls/s on a shared 2-core CPU: a full queue drains in 10–15 s.
+QUEUE_SIZE = 32
+# Every hour, delete uploads and outputs older than an hour: nobody needs them once the page has shown them.
+# POOLFORMER_TEMP_FILE_SWEEP="FREQUENCY,AGE" (seconds) changes it.
+TEMP_FILE_SWEEP = tuple(int(part) for part in os.environ.get("POOLFORMER_TEMP_FILE_SWEEP", "3600,3600").split(","))
+
+
+def never_served() -> list[str]:
+    """The Hugging Face cache (with any token beside it) and the repository. Gradio serves only its own
+    temp files anyway; blocking these holds even if GRADIO_TEMP_DIR or allowed_paths are set carelessly."""
+    return [*hub.cache_dirs(), str(Path(__file__).resolve().parent)]
+
+
 def main() -> None:
+    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("poolformer").setLevel(logging.INFO)  # download progress and failures go to the log
     app = build_app()
-    app.launch(theme=THEME, css=CSS, prevent_thread_lock=True)
+    for event in app.fns.values():  # every API endpoint, present and future, in one pool of model runs
+        if event.api_visibility == "public":
+            event.concurrency_id = "model runs"
+    app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=MODEL_RUNS_AT_ONCE)
+    app.launch(
+        theme=THEME,
+        css=CSS,
+        max_file_size=MAX_UPLOAD_SIZE,
+        enable_monitoring=False,  # /monitoring/summary would otherwise be open to anyone
+        blocked_paths=never_served(),
+        prevent_thread_lock=True,
+    )
+    explorer.fetch_official_default()  # online with S12 not cached: it downloads while the bundled model serves
     threading.Thread(target=warm_up, args=(explorer.default_choice(),), daemon=True).start()
     app.block_thread()
 

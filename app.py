@@ -394,7 +394,7 @@ def run_architecture(
 @friendly_errors
 def run_explain(
     photo: dict[str, Any] | None,
-    model: str,
+    model: str | None = None,
     target: str | None = explorer.TOP1,
     stages: list[int] | None = None,
     progress: gr.Progress = gr.Progress(),

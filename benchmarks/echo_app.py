@@ -22,7 +22,7 @@ import app  # noqa: E402
 from poolformer import explorer  # noqa: E402
 
 PHOTO = REPO / "assets" / "examples" / "cat.jpg"
-ECHOED = ("predict", "ablate", "architecture")  # the endpoints app_latency.py times
+ECHOED = ("predict", "ablate", "architecture", "explain")  # the endpoints app_latency.py times
 
 
 def echo(function: Callable[..., Any], answer: Any) -> Callable[..., Any]:
@@ -46,7 +46,8 @@ def main() -> None:
             photo, *others = block_function.inputs
             answer = block_function.fn({"path": str(PHOTO)}, *(component.value for component in others))
             block_function.fn = echo(block_function.fn, answer)
-    blocks.launch(theme=app.THEME, css=app.CSS)
+    app.serve(blocks)
+    blocks.block_thread()
 
 
 if __name__ == "__main__":

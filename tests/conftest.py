@@ -24,6 +24,21 @@ REPO = Path(__file__).resolve().parent.parent
 BUNDLED_DIR = REPO / "assets" / "checkpoints"
 BUNDLED_MODEL = "s12-imagenette"  # the API value of assets/checkpoints/poolformer_s12_imagenette.safetensors
 SERVER_START_TIMEOUT_S = 60
+SERVER_PIDS: dict[str, int] = {}  # URL -> process id of its `python app.py`, for tests that watch its memory
+
+
+@pytest.fixture(scope="session")
+def val_dir() -> Path:
+    """The Imagenette val split: ../shared/datasets beside the repository, or $IMAGENETTE_DIR.
+
+    Its photos are ImageNet's, so they are read from there and never copied into the repo.
+    """
+    directory = Path(os.environ.get("IMAGENETTE_DIR", REPO.parent / "shared" / "datasets" / "imagenette2-224")) / "val"
+    if not directory.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must provide the Imagenette val split at {directory}")
+        pytest.skip(f"Imagenette val split not found at {directory}; set IMAGENETTE_DIR")
+    return directory
 
 
 @pytest.fixture(scope="session")
@@ -71,35 +86,39 @@ def app_server(
     checkpoints: Path,
     scratch: Path,
     hf_cache: Path | None = None,
+    env: dict[str, str] | None = None,
     script: str = "app.py",
-    extra_env: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`python <script>` (the app, or a benchmark's variant of it) on a free port, offline.
-
-    Yields its URL once it serves, and the process (benchmarks read its memory use).
-    """
+    """`python <script>` (the app, or a benchmark's variant of it) on a free port, offline unless `env` says
+    otherwise. Yields its URL once it serves, and the process (benchmarks read its memory use).
+    Its output goes to scratch/<script name>.log."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     with (scratch / f"{Path(script).stem}.log").open("w") as log:
         server = subprocess.Popen(
             [sys.executable, script],
             cwd=REPO,
-            env={**offline_app_env(checkpoints, scratch, port, hf_cache), **(extra_env or {})},
+            env={**offline_app_env(checkpoints, scratch, port, hf_cache), **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        SERVER_PIDS[url] = server.pid
         try:
             wait_until_serving(url, server, SERVER_START_TIMEOUT_S)
             yield url, server
         finally:
             server.terminate()
             server.wait(timeout=20)
+            SERVER_PIDS.pop(url, None)
 
 
 @contextmanager
-def running_app(checkpoints: Path, scratch: Path, hf_cache: Path | None = None) -> Iterator[str]:
-    """`python app.py` in a subprocess on a free port, offline; yields its URL once it serves."""
-    with app_server(checkpoints, scratch, hf_cache) as (url, _):
+def running_app(
+    checkpoints: Path, scratch: Path, hf_cache: Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """`python app.py` in a subprocess on a free port, offline unless `env` says otherwise; yields its URL
+    once it serves. Its output goes to scratch/app.log."""
+    with app_server(checkpoints, scratch, hf_cache, env) as (url, _):
         yield url
 
 

@@ -96,15 +96,22 @@ def channel_grid(
 
 
 @cache
-def font(size: int) -> ImageFont.FreeTypeFont:
+def font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont:
     """DejaVu Sans at `size` pixels, from matplotlib's data (it has ‖ and −, unlike Pillow's built-in font)."""
     import matplotlib
 
-    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), size)
+    name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
+    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name), size)
 
 
-def title_font() -> ImageFont.FreeTypeFont:
-    return font(TITLE_SIZE)
+def title_font(bold: bool = False) -> ImageFont.FreeTypeFont:
+    return font(TITLE_SIZE, bold)
+
+
+def draw_title(draw: ImageDraw.ImageDraw, corner: tuple[int, int], title: str, bold: bool = False) -> None:
+    """One line of title text in the TITLE_HEIGHT band whose top-left corner is `corner`."""
+    left, top = corner
+    draw.text((left + 2, top + TITLE_HEIGHT // 2), title, fill=TITLE_COLOUR, font=title_font(bold), anchor="lm")
 
 
 def titled_row(panels: Sequence[tuple[str, Image.Image]]) -> Image.Image:
@@ -127,8 +134,23 @@ def titled_row(panels: Sequence[tuple[str, Image.Image]]) -> Image.Image:
 def title_strip(title: str, width: int) -> Image.Image:
     """A panel's title, drawn once: most titles recur on every request, and rendering text is the slow part."""
     strip = Image.new("RGB", (width, TITLE_HEIGHT), BACKGROUND)
-    ImageDraw.Draw(strip).text((2, TITLE_HEIGHT // 2), title, fill=TITLE_COLOUR, font=title_font(), anchor="lm")
+    draw_title(ImageDraw.Draw(strip), (0, 0), title)
     return strip
+
+
+def titled_column(rows: Sequence[tuple[str, Image.Image]]) -> Image.Image:
+    """Pictures stacked top to bottom, each under its own bold heading line: rows to compare at a glance."""
+    heading_widths = [round(title_font(bold=True).getlength(title)) + 4 for title, _ in rows]
+    width = max(*heading_widths, *(picture.width for _, picture in rows))
+    height = sum(TITLE_HEIGHT + picture.height for _, picture in rows) + PANEL_GAP * (len(rows) - 1)
+    column = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(column)
+    top = 0
+    for title, picture in rows:
+        draw_title(draw, (0, top), title, bold=True)
+        column.paste(picture, (0, top + TITLE_HEIGHT))
+        top += TITLE_HEIGHT + picture.height + PANEL_GAP
+    return column
 
 
 def panel_lefts(widths: Sequence[int]) -> list[int]:

@@ -36,4 +36,6 @@ def interleaved_ms(calls: Mapping[str, Callable[[], object]], runs: int, warmup:
 
 def p95(samples: list[float]) -> float:
     """95th percentile (inclusive method, so it stays within the samples)."""
+    if len(samples) < 2:
+        return samples[0]
     return statistics.quantiles(samples, n=20, method="inclusive")[-1]

@@ -256,12 +256,17 @@ class PoolFormer(nn.Module):
         return twin
 
     def for_inference(self) -> PoolFormer:
-        """A twin for eval-mode inference, sharing every parameter: its pooling blocks run folded.
+        """A twin for eval-mode inference: pooling blocks run folded, activations stay channels-last.
 
-        The outputs equal this model's up to float rounding (tests/test_parity.py holds both to transformers).
-        Building it copies only module objects, so it is cheap; the app and `eval` build one per loaded model.
+        It shares every parameter except the downsampling convolutions' weights, which it keeps one
+        channels-last copy of (a few MB): oneDNN would otherwise re-lay them out on every call. Its outputs equal
+        this model's up to float rounding (tests/test_parity.py holds both to transformers). The app and
+        `eval` on CPU build one per loaded model.
         """
-        return self._with_blocks(lambda stage, block: _folded(block))
+        twin = self._with_blocks(lambda stage, block: _folded(block))
+        for stage in twin.stages:  # copies already, so the model's own stages are untouched
+            stage._modules["downsample"] = _with_channels_last_weights(stage.downsample)
+        return twin
 
     def _with_blocks(self, make_block: Callable[[int, nn.Module], nn.Module]) -> PoolFormer:
         """A plain PoolFormer twin sharing all parameters, each block replaced by make_block(stage index, block)."""
@@ -281,6 +286,20 @@ def _with_mixer(block: MetaFormerBlock, mixer: nn.Module) -> MetaFormerBlock:
     folded = isinstance(block, FoldedPoolingBlock) and isinstance(mixer, Pooling)
     twin = shallow_copy(block, FoldedPoolingBlock if folded else MetaFormerBlock)
     twin._modules["token_mixer"] = mixer
+    return twin
+
+
+def _with_channels_last_weights(downsample: nn.Module) -> nn.Module:
+    """A copy of a downsampling PatchEmbed whose 3x3 conv weight is a channels-last copy (Identity passes)."""
+    if not isinstance(downsample, PatchEmbed):
+        return downsample
+    conv = shallow_copy(downsample.conv)
+    weight = downsample.conv.weight
+    conv._parameters["weight"] = nn.Parameter(
+        weight.detach().contiguous(memory_format=torch.channels_last), requires_grad=weight.requires_grad
+    )
+    twin = shallow_copy(downsample)
+    twin._modules["conv"] = conv
     return twin
 
 

@@ -14,6 +14,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 import functools
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,17 @@ from poolformer import explorer
 from poolformer.preprocess import ImageError
 from poolformer.weights import WeightsError
 from visualize import views
+from visualize.architecture import architecture_svg
 
 # Cathedrals first: "church" is one of the bundled default model's ten classes, so a first-time
 # visitor sees it recognise something; the ImageNet-1k models know the rest (see LICENSES.md there).
 EXAMPLE_FILES = ("reims_cathedral", "berlin_cathedral", "cat", "coffee", "rocket", "astronaut", "grace_hopper")
 EXAMPLES = [str(Path(__file__).parent / "assets" / "examples" / f"{name}.jpg") for name in EXAMPLE_FILES]
 STAGE_CHOICES = [(f"Stage {number}", number) for number in explorer.ALL_STAGES]
+POOL_SIZE_CHOICES = [
+    (f"{size} × {size}" + (" (as trained)" if size == explorer.TRAINED_POOL_SIZE else " (what-if)"), size)
+    for size in explorer.POOL_SIZES
+]
 
 INTRO = """
 # PoolFormer Explorer
@@ -69,6 +75,32 @@ GroupNorm over all channels and positions, `mlp` a 1 × 1-conv MLP with 4× expa
 Example photos are public domain or CC0 (see `assets/examples/LICENSES.md`). Running on **{explorer.DEVICE.type}**.
 """
 
+MIXER_INTRO = """
+PoolFormer's token mixer is `pool(x) − x`: each token becomes the average of its 3 × 3 neighbourhood minus
+itself. That is a **fixed convolution** — the same 3 × 3 weights for every channel, nothing learnt — and since
+its weights sum to zero it is a **high-pass filter**: it ignores what a token shares with its neighbours and
+passes on how it differs from them. Below, the filter runs on the photo's colours (drag the slider) and, beside
+it, on the features of the model's first stage.
+"""
+
+METAFORMER_INTRO = """
+### Why such a plain mixer works
+Every block of a **MetaFormer** has two halves, each wrapped in a normalisation and a residual connection: a
+**token mixer** lets each position take in its neighbours, and a **channel MLP** then works on each position alone.
+A Transformer mixes with attention; PoolFormer just averages each 3 × 3 neighbourhood. Yu et al.
+([*MetaFormer is Actually What You Need for Vision*](https://arxiv.org/abs/2111.11418), CVPR 2022) argue that the
+frame, more than the mixer, makes these models work. Below: the selected model drawn out, with the tensor shapes
+your photo produces (each stage shows its activation energy over the photo), then the evidence.
+"""
+
+METAFORMER_READING = """
+**How to read the tables.** Changing the mixer moves ImageNet accuracy by a few points — even no mixing at
+all (identity) keeps most of it — while taking away the normalisation, the residual connections or the channel
+MLP breaks the network. That is the paper's case that the MetaFormer *structure* matters most. Our own
+two Imagenette models tell the same story on a small scale. In the paper each pool size was *trained* with its
+window; in the **Token-mixer ablation** tab, sizes 5 and 7 are a what-if on weights trained with 3.
+"""
+
 # System fonts only: the theme's default Google Fonts can't load on an offline machine.
 THEME = gr.themes.Soft(
     primary_hue="indigo",
@@ -79,7 +111,68 @@ CSS = """
 .stage-heading { margin-top: 0.6rem; }
 .stage-heading p { font-size: 0.95rem; }
 footer { display: none !important; }
+#architecture svg { display: block; margin: 0 auto; }
+#tour-steps .stepper-wrapper { padding: 0 2.5rem 0.6rem; }  /* room for the last step's label */
 """
+
+
+
+@dataclass(frozen=True)
+class TourStep:
+    """One step of the guided tour: its title, what to do, and the id of the tab it opens (None: stay)."""
+
+    title: str  # unlike the tab names: steps are role="tab" buttons too, and tests find tabs by name
+    text: str
+    tab: str | None
+
+
+# photo → predict → stages → where it looks → what pooling does → ablation → architecture. A step whose
+# tab id is not on the page only explains. Hook for the "Where it looks" view: give its tab
+# id="where-it-looks" and the tour opens it.
+TOUR = [
+    TourStep(
+        "Photo",
+        "Start with a photo: drop one into the **Photo** box on the left, or click an example under it. The bundled "
+        "default model knows ten Imagenette classes (church, French horn, parachute, …): try a cathedral.",
+        None,
+    ),
+    TourStep(
+        "Top-5",
+        "On the **Predict** tab press **Predict**: the five most likely classes appear, with probabilities.",
+        "predict",
+    ),
+    TourStep(
+        "Stages",
+        "Below the top-5, each of the **four stages** shows where it responds on your photo (one square per token, "
+        "56 × 56 of them in stage 1 down to 7 × 7 in stage 4), its most active channels, and what pooling adds to "
+        "each token.",
+        "predict",
+    ),
+    TourStep(
+        "Class maps",
+        "The **Where it looks** tab draws a class-activation map per stage: which parts of the photo pushed the "
+        "predicted class up.",
+        "where-it-looks",
+    ),
+    TourStep(
+        "Pooling as a filter",
+        "The **What pooling does** tab shows the token mixer as a filter: press **Filter the photo** to see "
+        "`pool(x) − x` keep edges and texture and flatten the rest.",
+        "what-pooling-does",
+    ),
+    TourStep(
+        "Ablation",
+        "In **Token-mixer ablation**, switch pooling off (identity) in some stages or widen its window to 5 or 7 "
+        "(a what-if on weights trained with 3), and see how the prediction moves.",
+        "ablation",
+    ),
+    TourStep(
+        "Architecture",
+        "The **MetaFormer** tab draws the whole network with your photo's tensor shapes, beside the paper's "
+        "ablations and our own measurement. Enjoy exploring!",
+        "metaformer",
+    ),
+]
 
 
 def uploaded_photo(payload: dict[str, Any] | None) -> bytes | None:
@@ -113,11 +206,21 @@ def reporter(progress: gr.Progress) -> explorer.LoadReporter:
 # --- outputs of each action, in the order of the components they fill ----------------------------
 
 
-def predict_outputs(prediction: explorer.Prediction) -> list[Any]:
+def predict_outputs(prediction: explorer.Prediction, colour_scale: str = views.DEFAULT_COLOUR_SCALE) -> list[Any]:
+    """Top-5, heading and picture per stage, status; last the prediction itself, kept per visitor (gr.State)."""
     outputs: list[Any] = [prediction.top5]
-    for stage in prediction.stages:
-        outputs += [views.stage_heading(stage), views.stage_picture(prediction.photo, stage)]
-    return outputs + [prediction.status]
+    pictures = views.stage_pictures(prediction.photo, prediction.stages, colour_scale)
+    for stage, picture in zip(prediction.stages, pictures):
+        outputs += [views.stage_heading(stage), picture]
+    return outputs + [prediction.status, prediction]
+
+
+def filter_outputs(result: explorer.MixerFilter) -> list[Any]:
+    return [views.filter_pictures(result), views.stage1_pooling_picture(result), views.filter_caption(result)]
+
+
+def token_outputs(token: explorer.Token) -> list[Any]:
+    return [views.token_picture(token), views.token_summary(token)]
 
 
 def ablate_outputs(ablation: explorer.Ablation) -> list[Any]:
@@ -132,22 +235,106 @@ def ablate_outputs(ablation: explorer.Ablation) -> list[Any]:
 
 
 def compare_outputs(rows: list[explorer.Comparison]) -> list[Any]:
-    return [[views.comparison_row(row) for row in rows], views.comparison_gallery(rows)]
+    points = views.comparison_plot(rows)
+    plot = gr.ScatterPlot(points, x_lim=[0, views.latency_axis_end(points)])  # room right of the slowest point
+    return [[views.comparison_row(row) for row in rows], views.comparison_gallery(rows), plot]
 
 
 # --- callbacks ------------------------------------------------------------------------------------
 
 
 @friendly_errors
-def run_predict(photo: dict[str, Any] | None, model: str, progress: gr.Progress = gr.Progress()) -> list[Any]:
-    return predict_outputs(explorer.predict(uploaded_photo(photo), model, reporter(progress)))
+def run_predict(
+    photo: dict[str, Any] | None,
+    model: str,
+    colour_scale: str = views.DEFAULT_COLOUR_SCALE,
+    progress: gr.Progress = gr.Progress(),
+) -> list[Any]:
+    prediction = explorer.predict(uploaded_photo(photo), model, reporter(progress))
+    return predict_outputs(prediction, colour_scale or views.DEFAULT_COLOUR_SCALE)
+
+
+@friendly_errors
+def redraw_stages(prediction: explorer.Prediction | None, colour_scale: str) -> list[Any]:
+    """Switching the colour scale re-draws the visitor's last prediction; nothing to do before the first."""
+    if prediction is None:
+        return [gr.skip()] * len(explorer.ALL_STAGES)
+    return views.stage_pictures(prediction.photo, prediction.stages, colour_scale)
+
+
+@friendly_errors
+def run_filter(photo: dict[str, Any] | None, model: str, progress: gr.Progress = gr.Progress()) -> list[Any]:
+    return filter_outputs(explorer.filter_photo(uploaded_photo(photo), model, reporter(progress)))
+
+
+@friendly_errors
+def run_token(
+    photo: dict[str, Any] | None,
+    model: str,
+    stage: int,
+    row: int,
+    column: int,
+    progress: gr.Progress = gr.Progress(),
+) -> list[Any]:
+    return token_outputs(explorer.inspect_token(uploaded_photo(photo), model, stage, row, column, reporter(progress)))
+
+
+def token_clicker(number: int) -> Callable[..., list[Any]]:
+    """The click handler of stage `number`'s picture: outline the token under the click and inspect it below."""
+
+    @friendly_errors
+    def inspect_click(
+        photo: dict[str, Any] | None, prediction: explorer.Prediction | None, colour_scale: str, evt: gr.SelectData
+    ) -> list[Any]:
+        if prediction is None:
+            raise gr.Error("press Predict for this photo and model, then click a token on a map", print_exception=False)
+        stage = prediction.stages[number - 1]
+        cell = views.stage_cell_at(*evt.index, stage.shape[1:])
+        if cell is None:
+            raise gr.Error(
+                "that is not on a map: click the activation-energy map (left) or the pooling map (right)",
+                print_exception=False,
+            )
+        token = explorer.inspect_token(uploaded_photo(photo), prediction.choice.value, number, *cell)
+        ranges = views.stage_ranges(prediction.stages, colour_scale)[number - 1]
+        picture = views.stage_picture(prediction.photo, stage, ranges, marked=cell)
+        return [picture, gr.Row(visible=True), *token_outputs(token)]
+
+    return inspect_click
+
+
+def hide_token_details() -> list[gr.Row]:
+    return [gr.Row(visible=False) for _ in explorer.ALL_STAGES]
+
+
+def forget_prediction() -> None:
+    return None
 
 
 @friendly_errors
 def run_ablate(
-    photo: dict[str, Any] | None, model: str, stages: list[int] | None = None, progress: gr.Progress = gr.Progress()
+    photo: dict[str, Any] | None,
+    model: str,
+    stages: list[int] | None = None,
+    pool_size_stage_1: int = explorer.TRAINED_POOL_SIZE,
+    pool_size_stage_2: int = explorer.TRAINED_POOL_SIZE,
+    pool_size_stage_3: int = explorer.TRAINED_POOL_SIZE,
+    pool_size_stage_4: int = explorer.TRAINED_POOL_SIZE,
+    progress: gr.Progress = gr.Progress(),
 ) -> list[Any]:
-    return ablate_outputs(explorer.ablate(uploaded_photo(photo), model, stages or [], reporter(progress)))
+    """Identity in `stages`; elsewhere pooling with each stage's size (3 as trained; 5 and 7 are what-ifs)."""
+    pool_sizes = [pool_size_stage_1, pool_size_stage_2, pool_size_stage_3, pool_size_stage_4]
+    return ablate_outputs(explorer.ablate(uploaded_photo(photo), model, stages or [], reporter(progress), pool_sizes))
+
+
+def lock_pool_sizes(stages: list[int] | None) -> list[gr.Radio]:
+    """A stage swapped to identity has no pool to resize."""
+    return [gr.Radio(interactive=number not in (stages or [])) for number in explorer.ALL_STAGES]
+
+
+@friendly_errors
+def run_architecture(photo: dict[str, Any] | None, model: str, progress: gr.Progress = gr.Progress()) -> str:
+    return architecture_svg(explorer.trace(uploaded_photo(photo), model, reporter(progress)))
 
 
 @friendly_errors
@@ -173,7 +360,9 @@ def warm_up(model: str) -> None:
     """Load the default model and draw every view once, so the first visitor doesn't wait for it."""
     try:
         predict_outputs(explorer.predict(EXAMPLES[0], model))
+        filter_outputs(explorer.filter_photo(EXAMPLES[0], model))
         ablate_outputs(explorer.ablate(EXAMPLES[0], model))
+        architecture_svg(explorer.trace(None, model))
     except (WeightsError, explorer.ExplorerError) as error:
         print(f"warm-up skipped: {error}")
 
@@ -181,17 +370,107 @@ def warm_up(model: str) -> None:
 # --- the page ---------------------------------------------------------------------------------------
 
 
-def stage_rows() -> list[gr.components.Component]:
-    """Per stage: a heading with the tensor shape, then one picture of its three views."""
+def stage_rows() -> tuple[list[gr.components.Component], list[list[gr.components.Component]]]:
+    """Per stage: a heading with the tensor shape, one picture of its three views, and below it, hidden until
+    a token on the picture is clicked, that token's neighbourhood.
+
+    Returns the headings and pictures interleaved, as /predict fills them, and per stage the
+    [row, picture, text] that show the clicked token.
+    """
     components: list[gr.components.Component] = []
+    details: list[list[gr.components.Component]] = []
     for number in explorer.ALL_STAGES:
         heading = gr.Markdown(f"**Stage {number}**", elem_classes="stage-heading")
         # JPEG: a PNG of this size costs ~60 ms to encode, four of them would blow the latency budget.
         picture = gr.Image(
             label=f"Stage {number}", format="jpeg", show_label=False, buttons=[], elem_id=f"stage-{number}"
         )
+        with gr.Row(visible=False, elem_id=f"token-{number}") as detail_row:
+            detail_picture = gr.Image(
+                label=f"Clicked token of stage {number}", show_label=False, format="png", buttons=[], scale=2
+            )
+            detail_text = gr.Markdown(elem_classes="token-summary")
         components += [heading, picture]
-    return components
+        details.append([detail_row, detail_picture, detail_text])
+    return components, details
+
+
+def token_inspector() -> tuple[list[gr.components.Component], gr.Button, list[gr.components.Component]]:
+    """Pick a token by number (stage, row, column), and what its inspection shows."""
+    with gr.Row():
+        with gr.Column(scale=1, min_width=200):
+            stage = gr.Dropdown(STAGE_CHOICES, value=1, label="Stage", elem_id="token-stage")
+            row = gr.Number(0, label="Row (0 = top)", precision=0, minimum=0, elem_id="token-row")
+            column = gr.Number(0, label="Column (0 = left)", precision=0, minimum=0, elem_id="token-column")
+            button = gr.Button("Inspect token", elem_id="token-button")
+        with gr.Column(scale=4):
+            picture = gr.Image(
+                label="The token's 3 × 3 neighbourhood",
+                show_label=False,
+                format="png",
+                buttons=[],
+                elem_id="token-picture",
+            )
+            summary = gr.Markdown(elem_id="token-summary")
+    return [stage, row, column], button, [picture, summary]
+
+
+@dataclass
+class Tour:
+    """The tour's components, built above the tabs and wired to them once the tabs exist."""
+
+    panel: gr.Accordion
+    seen: gr.BrowserState
+    walkthrough: gr.Walkthrough
+    steps: list[tuple[gr.Step, gr.Button, gr.Button]]  # per step: the step, its Next/Finish and Skip buttons
+
+
+def tour_layout() -> Tour:
+    """A short walkthrough in a panel that opens by itself for a first-time visitor."""
+    # A fixed secret: the flag is not sensitive, and a returning visitor stays "seen" across server restarts.
+    seen = gr.BrowserState(False, storage_key="poolformer-explorer-tour-seen", secret="poolformer-explorer-tour")
+    steps = []
+    with gr.Accordion(f"New here? A short tour in {len(TOUR)} steps", open=False, elem_id="tour") as panel:
+        with gr.Walkthrough(selected=0, elem_id="tour-steps") as walkthrough:
+            for index, tour_step in enumerate(TOUR):
+                last = index == len(TOUR) - 1
+                with gr.Step(tour_step.title, id=index, elem_id=f"tour-step-{index + 1}") as step:
+                    gr.Markdown(tour_step.text)
+                    with gr.Row():
+                        advance = gr.Button("Finish" if last else "Next →", variant="primary", size="sm", scale=0,
+                                            min_width=110, elem_id=f"tour-next-{index + 1}")
+                        skip = gr.Button("Skip the tour", size="sm", scale=0, min_width=110,
+                                         elem_id=f"tour-skip-{index + 1}", visible=not last)
+                steps.append((step, advance, skip))
+    return Tour(panel, seen, walkthrough, steps)
+
+
+def wire_tour(tour: Tour, tabs: gr.Tabs, tab_ids: set[str]) -> None:
+    """Next moves the tour on and opens the next step's tab (when the layout has it); Finish or Skip closes it for good."""
+
+    def tab_of(index: int) -> str | None:
+        return TOUR[index].tab if TOUR[index].tab in tab_ids else None
+
+    def close() -> tuple[gr.Accordion, bool]:
+        return gr.Accordion(open=False), True
+
+    quiet: dict[str, Any] = {"queue": False, "api_visibility": "private"}
+    for index, (step, advance, skip) in enumerate(tour.steps):
+        if (target := tab_of(index)) is not None:
+            step.select(lambda target=target: gr.Tabs(selected=target), outputs=tabs, **quiet)
+        if index == len(tour.steps) - 1:
+            advance.click(close, outputs=[tour.panel, tour.seen], **quiet)
+            continue
+        following = tab_of(index + 1)
+        advance.click(
+            lambda index=index, following=following: (
+                gr.Walkthrough(selected=index + 1),
+                gr.Tabs(selected=following) if following else gr.skip(),
+            ),
+            outputs=[tour.walkthrough, tabs],
+            **quiet,
+        )
+        skip.click(close, outputs=[tour.panel, tour.seen], **quiet)
 
 
 def build_app() -> gr.Blocks:
@@ -199,6 +478,7 @@ def build_app() -> gr.Blocks:
     default = explorer.default_choice()
     with gr.Blocks(title="PoolFormer Explorer") as app:
         gr.Markdown(INTRO)
+        guide = tour_layout()
         with gr.Row():
             with gr.Column(scale=2, min_width=340):
                 photo = gr.Image(
@@ -213,27 +493,97 @@ def build_app() -> gr.Blocks:
                 card = gr.Markdown(explorer.describe(explorer.find_choice(default)))
                 status = gr.Markdown("Weights load on first use…", elem_id="status")
             with gr.Column(scale=5):
-                with gr.Tabs():
-                    with gr.Tab("Predict"):
+                with gr.Tabs(elem_id="tabs") as tabs:
+                    with gr.Tab("Predict", id="predict"):
                         predict_button = gr.Button("Predict", variant="primary", elem_id="predict-button")
                         top5 = gr.Label(num_top_classes=5, label="Top-5 classes", elem_id="top5")
                         gr.Markdown(
                             "Each stage, left to right: **activation energy** over the photo (brighter = stronger "
                             "response, one square per position), its **eight most active channels**, and **what "
                             "pooling adds** to each token in the stage's first block (bright = the 3 × 3 "
-                            "neighbourhood differs from the token: edges and texture)."
+                            "neighbourhood differs from the token: edges and texture). **Click a token** on the left "
+                            "or right map to see, below it, its 3 × 3 neighbourhood in the stage's first block."
                         )
-                        stage_outputs = stage_rows()
-                    with gr.Tab("Token-mixer ablation"):
+                        colour_scale = gr.Radio(
+                            [(label, value) for value, label in views.COLOUR_SCALES.items()],
+                            value=views.DEFAULT_COLOUR_SCALE,
+                            label="Colour scale",
+                            info=views.COLOUR_SCALE_NOTE,
+                            elem_id="colour-scale",
+                        )
+                        stage_outputs, token_details = stage_rows()
+                        prediction = gr.State(None)
+                    with gr.Tab("What pooling does", id="what-pooling-does"):
+                        gr.Markdown(MIXER_INTRO)
+                        filter_button = gr.Button("Filter the photo", variant="primary", elem_id="filter-button")
+                        with gr.Row():
+                            filter_slider = gr.ImageSlider(
+                                label="Photo ↔ pool(x) − x",
+                                type="pil",
+                                format="png",
+                                buttons=[],
+                                interactive=False,
+                                max_height=360,
+                                elem_id="filter-slider",
+                            )
+                            stage1_map = gr.Image(
+                                label="Stage 1 in the model: what pooling adds",
+                                format="jpeg",
+                                buttons=[],
+                                height=360,
+                                elem_id="filter-stage1",
+                            )
+                        filter_caption = gr.Markdown(elem_id="filter-caption")
+                        gr.Markdown("### The filter's three kernels")
+                        gr.Image(
+                            views.kernel_picture(),
+                            label="Kernels of pool(x) − x",
+                            show_label=False,
+                            format="png",
+                            buttons=[],
+                            interactive=False,
+                            elem_id="filter-kernels",
+                        )
+                        gr.Markdown(views.kernel_note())
+                        gr.Markdown(
+                            "### One token up close\nIn the model the same weights act on feature vectors. Pick a "
+                            "token (or click one on a stage map in the Predict tab) to see its neighbourhood as the "
+                            "stage's first block sees it, after `norm1`, and what the pooling mixer passes on."
+                        )
+                        token_inputs, token_button, token_results = token_inspector()
+                    with gr.Tab("Token-mixer ablation", id="ablation"):
                         gr.Markdown(
                             "Run the **same weights** twice: as trained, and with the pooling token mixer of the "
-                            "chosen stages replaced by the identity (tokens are no longer mixed)."
+                            "chosen stages replaced by the identity (tokens are no longer mixed) — or, in the stages "
+                            "that keep pooling, with a wider pooling window."
                         )
-                        stages = gr.CheckboxGroup(STAGE_CHOICES, value=list(explorer.ALL_STAGES), label="Swap pooling → identity in")
+                        stages = gr.CheckboxGroup(
+                            STAGE_CHOICES,
+                            value=list(explorer.ALL_STAGES),
+                            label="Swap pooling → identity in",
+                            elem_id="identity-stages",
+                        )
+                        gr.Markdown(
+                            "**Pool size** in the stages that keep pooling. The weights were trained with 3 × 3, so "
+                            "5 × 5 and 7 × 7 are a *what-if* on those weights, not a retrained model (the paper trained "
+                            "each size from scratch: see the MetaFormer tab)."
+                        )
+                        with gr.Row():
+                            pool_sizes = [
+                                gr.Radio(
+                                    POOL_SIZE_CHOICES,
+                                    value=explorer.TRAINED_POOL_SIZE,
+                                    label=f"Stage {number} pool size",
+                                    interactive=False,  # every stage starts swapped to identity
+                                    min_width=150,
+                                    elem_id=f"pool-size-{number}",
+                                )
+                                for number in explorer.ALL_STAGES
+                            ]
                         ablate_button = gr.Button("Run the ablation", variant="primary", elem_id="ablate-button")
                         with gr.Row():
                             pooling_top5 = gr.Label(num_top_classes=5, label="Pooling, as trained", show_heading=False, elem_id="pooling-top5")
-                            identity_top5 = gr.Label(num_top_classes=5, label="Identity swapped in", show_heading=False, elem_id="identity-top5")
+                            identity_top5 = gr.Label(num_top_classes=5, label="Ablated: your mixers", show_heading=False, elem_id="identity-top5")
                             scratch_top5 = gr.Label(
                                 num_top_classes=5,
                                 label="Identity, trained from scratch",
@@ -249,7 +599,7 @@ def build_app() -> gr.Blocks:
                             elem_id="ablation-chart",
                         )
                         summary = gr.Markdown()
-                    with gr.Tab("Compare variants"):
+                    with gr.Tab("Compare variants", id="compare"):
                         gr.Markdown(
                             "The photo through **every model whose weights are on this machine** (bundled, or official "
                             "weights in the local Hugging Face cache). Top-1 is the paper's ImageNet figure for official weights and our "
@@ -265,6 +615,18 @@ def build_app() -> gr.Blocks:
                             interactive=False,
                             elem_id="compare-table",
                         )
+                        plot = gr.ScatterPlot(
+                            x=views.PLOT_X,
+                            y=views.PLOT_Y,
+                            color=views.PLOT_COLOUR,
+                            tooltip=views.PLOT_TOOLTIP,
+                            x_title=f"latency on {explorer.DEVICE.type}, batch 1 (ms)",
+                            y_title="top-1 (%)",
+                            title="Accuracy against speed (hover a point: parameters, benchmark, and its answer for your photo)",
+                            y_lim=[60, 100],  # ImageNet (paper) and Imagenette (ours) top-1 both fall in here
+                            label="Top-1 against latency",
+                            elem_id="compare-plot",
+                        )
                         gr.Markdown("**Stage-4 activation energy** (7 × 7) of each model, over the crop it saw:")
                         maps = gr.Gallery(
                             label="Stage-4 activation energy (7 × 7) of each model",
@@ -275,21 +637,72 @@ def build_app() -> gr.Blocks:
                             format="jpeg",
                             elem_id="compare-maps",
                         )
-                    with gr.Tab("About"):
+                    with gr.Tab("MetaFormer", id="metaformer"):
+                        gr.Markdown(METAFORMER_INTRO)
+                        diagram = gr.HTML(elem_id="architecture", min_height=200)
+                        with gr.Row():
+                            gr.Markdown(views.paper_mixer_tables(), elem_id="paper-tables")
+                            gr.Markdown(views.measured_table(explorer.measured_mixer_runs()), elem_id="measured-table")
+                        gr.Markdown(views.baselines_table(), elem_id="baselines-table")
+                        gr.Markdown(METAFORMER_READING)
+                    with gr.Tab("About", id="about"):
                         gr.Markdown(ABOUT)
 
         # preprocess=False: the photo reaches our own loader undecoded (see uploaded_photo).
         predict_button.click(
-            run_predict, [photo, model], [top5, *stage_outputs, status], api_name="predict", preprocess=False
+            run_predict,
+            [photo, model, colour_scale],
+            [top5, *stage_outputs, status, prediction],
+            api_name="predict",
+            preprocess=False,
+        )
+        stage_pictures = stage_outputs[1::2]
+        colour_scale.change(redraw_stages, [prediction, colour_scale], stage_pictures, api_visibility="private")
+        # Tokens clicked on old maps no longer apply once there are new maps; after a new photo or model,
+        # the maps on the page no longer match it, so clicks wait for the next Predict.
+        predict_button.click(
+            hide_token_details, None, [row for row, _, _ in token_details], api_visibility="private", queue=False
+        )
+        for change in (photo.change, model.change):
+            change(forget_prediction, None, prediction, api_visibility="private", queue=False)
+        for number, picture, (row, *details) in zip(explorer.ALL_STAGES, stage_pictures, token_details):
+            picture.select(
+                token_clicker(number),
+                [photo, prediction, colour_scale],
+                [picture, row, *details],
+                api_visibility="private",
+                preprocess=False,
+            )
+        token_button.click(
+            run_token, [photo, model, *token_inputs], token_results, api_name="token", preprocess=False
+        )
+        filter_button.click(
+            run_filter,
+            [photo, model],
+            [filter_slider, stage1_map, filter_caption],
+            api_name="mixer_filter",
+            preprocess=False,
         )
         ablate_button.click(
             run_ablate,
-            [photo, model, stages],
+            [photo, model, stages, *pool_sizes],
             [pooling_top5, identity_top5, chart, summary, scratch_top5, status],
             api_name="ablate",
             preprocess=False,
         )
-        compare_button.click(run_compare, [photo], [table, maps], api_name="compare", preprocess=False)
+        compare_button.click(run_compare, [photo], [table, maps, plot], api_name="compare", preprocess=False)
+        stages.change(lock_pool_sizes, [stages], pool_sizes, queue=False, api_visibility="private")
+        gr.on(
+            [app.load, photo.change, model.change],
+            run_architecture,
+            [photo, model],
+            [diagram],
+            api_name="architecture",
+            preprocess=False,
+            trigger_mode="always_last",  # a photo dropped while the first diagram is drawing still gets its own
+        )
+        wire_tour(guide, tabs, {tab.id for tab in tabs.children if isinstance(tab, gr.Tab)})
+        app.load(lambda seen: gr.Accordion(open=not seen), [guide.seen], [guide.panel], queue=False, api_visibility="private")
         model.change(select_model, [model], [card, status, scratch_top5], api_visibility="private")
         app.load(select_model, [model], [card, status, scratch_top5], api_visibility="private")
     return app

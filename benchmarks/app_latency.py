@@ -3,10 +3,10 @@
     python benchmarks/app_latency.py [--checkpoint-dir DIR] [--calls 15] [--warmup 3]
 
 It starts `python app.py` offline (as the tests do), times how long it takes to serve, then takes
-the median warm latency of /predict and /ablate with the bundled S12 model. The peers put those
+the median warm latency of /predict, /ablate and /architecture with the bundled S12 model. The peers put those
 numbers in context: the bare model (decode + preprocess + forward, no web stack) on the same photo,
 and a trivial Gradio endpoint (image in, label out) that costs only Gradio's and the client's own
-overhead. Targets (issue 3): /predict <= 400 ms, /ablate <= 600 ms, start <= 8 s.
+overhead. Targets (issue 3): /predict <= 400 ms, /ablate <= 600 ms, start <= 8 s; /architecture <= 400 ms.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from poolformer.weights import create_model  # noqa: E402
 
 PHOTO = REPO / "assets" / "examples" / "cat.jpg"
 BUNDLED_MODEL = "s12-imagenette"
-TARGETS_MS = {"/predict": 400, "/ablate": 600}
+# /architecture runs on every photo or model change (the MetaFormer tab's diagram), so it gets /predict's budget.
+TARGETS_MS = {"/predict": 400, "/ablate": 600, "/architecture": 400}
 START_TARGET_S = 8.0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 import torch
@@ -71,7 +72,14 @@ class IdentityMixer(nn.Module):
         return x
 
 
-TOKEN_MIXERS: dict[str, type[nn.Module]] = {"pooling": Pooling, "identity": IdentityMixer}
+# "pooling" is the trained 3x3 mixer; the wider pools are what-if mixers for inference-time ablations
+# (the paper's Table 5 trains with pool sizes 5, 7 and 9 too; our weights all saw size 3).
+TOKEN_MIXERS: dict[str, Callable[[], nn.Module]] = {
+    "pooling": Pooling,
+    "pooling-5": partial(Pooling, 5),
+    "pooling-7": partial(Pooling, 7),
+    "identity": IdentityMixer,
+}
 
 
 def resolve_token_mixers(mixers: str | Sequence[str]) -> tuple[str, ...]:
@@ -211,7 +219,8 @@ class PoolFormer(nn.Module):
         self.token_mixers = resolve_token_mixers(token_mixers)
         widths, depths = variant.widths, variant.depths
         # Stochastic depth grows linearly with block index across the whole network.
-        drop_rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        # (On the CPU even under `torch.device("meta")`, which builds a shape-only model for the diagram.)
+        drop_rates = torch.linspace(0, drop_path_rate, sum(depths), device="cpu").tolist()
 
         self.stem = PatchEmbed(3, widths[0], kernel_size=7, stride=4, padding=2)
         stages, block_index = [], 0

@@ -5,7 +5,8 @@ Three steps, all under `python -m poolformer train`:
               to ship to a GPU host);
   fit       — train with all data resident on the GPU: augmentation, mixup/cutmix and the model
               step all run there, so a 16-core host keeps an H100 busy. Works unchanged under `torchrun`;
-  finalize  — measure val accuracy on CPU exactly as a user would and write it into the checkpoint.
+  finalize  — measure val accuracy on CPU exactly as a user would and write it into the checkpoint;
+  seeds, summarize — the same recipe over several seeds, and their mean ± sd (see `poolformer.seeds`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from safetensors.torch import save_file
 
 from poolformer.model import VARIANTS, PoolFormer
 from poolformer.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from poolformer.seeds import launch, read_metadata, rewrite_metadata, seed_of, summarize, summary_table
 
 # ----------------------------------------------------------------------------- packing
 
@@ -76,6 +78,22 @@ def load_packed(path: Path, device: torch.device) -> tuple[torch.Tensor, torch.T
         arrays = list(pool.map(_decode_webp, blobs, chunksize=128))
     images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
     return images.to(device), labels.to(device), wnids
+
+
+def holdout_split(labels: torch.Tensor, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (train, held out): the same stratified `fraction` of every class, whatever the seed.
+
+    Recipe choices are judged on this slice of *train*, so the val split stays untouched until the end.
+    """
+    generator = torch.Generator().manual_seed(12345)  # fixed: every seed and mixer holds out the same images
+    keep, held = [], []
+    for label in labels.cpu().unique().tolist():
+        members = (labels.cpu() == label).nonzero().flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        count = round(len(members) * fraction)
+        held.append(members[:count])
+        keep.append(members[count:])
+    return torch.cat(keep).sort().values, torch.cat(held).sort().values
 
 
 # ----------------------------------------------------------------------------- augmentation
@@ -213,7 +231,14 @@ def fit(args: argparse.Namespace) -> None:
     started = time.perf_counter()
 
     train_images, train_labels, wnids = load_packed(args.data, device)
-    val_images, val_labels, val_wnids = load_packed(args.val, device) if args.val else (None, None, wnids)
+    if args.holdout > 0:  # judge the recipe on part of train; the real val split is not loaded at all
+        train_index, held_index = (index.to(device) for index in holdout_split(train_labels, args.holdout))
+        val_images, val_labels, val_wnids = train_images[held_index], train_labels[held_index], wnids
+        train_images, train_labels = train_images[train_index], train_labels[train_index]
+    elif args.val:
+        val_images, val_labels, val_wnids = load_packed(args.val, device)
+    else:
+        val_images, val_labels, val_wnids = None, None, wnids
     assert val_wnids == wnids, "train and val class folders differ"
     num_classes = len(wnids)
     log(f"data: {len(train_images)} train, {0 if val_images is None else len(val_images)} val, {num_classes} classes, "
@@ -234,7 +259,7 @@ def fit(args: argparse.Namespace) -> None:
     optimizer = torch.optim.AdamW(
         parameter_groups(model, args.weight_decay), lr=args.lr, betas=(0.9, 0.999), fused=device.type == "cuda"
     )
-    augment = GpuAugment(args.size, (args.min_scale, 1.0), args.magnitude)
+    final_size = args.final_size or args.size
     generator = torch.Generator(device=device).manual_seed(args.seed + rank)
     mix_rng = np.random.default_rng(args.seed)  # same draws on every rank, so the mix is global
 
@@ -247,6 +272,9 @@ def fit(args: argparse.Namespace) -> None:
     step = 0
     for epoch in range(args.epochs):
         epoch_start = time.perf_counter()
+        # The last --final-epochs run at the evaluation resolution (train/test resolution discrepancy).
+        size = final_size if epoch >= args.epochs - args.final_epochs else args.size
+        augment = GpuAugment(size, (args.min_scale, 1.0), args.magnitude)
         # Same permutation on every rank (seeded by epoch); each rank takes its own slice.
         order = torch.randperm(len(train_images), generator=torch.Generator().manual_seed(args.seed + epoch))
         loss_sum = torch.zeros((), device=device)
@@ -272,18 +300,21 @@ def fit(args: argparse.Namespace) -> None:
         train_loss = loss_sum.item() / steps_per_epoch
         line = f"epoch {epoch + 1:3d}/{args.epochs} loss {train_loss:.4f} lr {optimizer.param_groups[0]['lr']:.2e}"
         if val_images is not None and rank == 0:
-            line += f" val {accuracy(model, val_images, val_labels, args.size):.4f}"
+            line += f" val {accuracy(model, val_images, val_labels, size):.4f}"
             if (epoch + 1) % 10 == 0 or epoch + 1 == args.epochs:
-                line += f" val_ema {accuracy(ema, val_images, val_labels, args.size):.4f}"
+                line += f" val_ema {accuracy(ema, val_images, val_labels, size):.4f}"
         log(f"{line} ({time.perf_counter() - epoch_start:.2f}s, total {time.perf_counter() - started:.0f}s)", flush=True)
 
     if rank == 0:
         train_seconds = time.perf_counter() - started
         recipe = (
-            f"{args.epochs} epochs at {args.size}px, AdamW lr {args.lr} wd {args.weight_decay} batch {args.batch_size}, "
+            f"{args.epochs} epochs at {args.size}px"
+            + (f" (last {args.final_epochs} at {final_size}px)" if args.final_epochs else "")
+            + f", AdamW lr {args.lr} wd {args.weight_decay} batch {args.batch_size}, "
             f"{args.warmup_epochs} warm-up epochs + cosine, label smoothing {args.smoothing}, mixup/cutmix p={args.mix_prob}, "
             f"RRC scale>={args.min_scale}, rotate/shear/colour magnitude {args.magnitude}, drop path {args.drop_path}, "
             f"EMA {args.ema}, bf16, seed {args.seed}"
+            + (f", trained without a held-out {args.holdout:.0%} of train" if args.holdout else "")
         )
         save_checkpoint(ema, args, wnids, recipe, train_seconds)
         log(f"saved EMA weights to {args.out} after {train_seconds:.0f}s")
@@ -301,6 +332,7 @@ def save_checkpoint(model: PoolFormer, args: argparse.Namespace, wnids: list[str
         "train_seconds": f"{seconds:.0f}",
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "dataset": "imagenette2",
+        "seed": str(args.seed),
     }
     state = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in model.state_dict().items()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -328,10 +360,7 @@ def finalize(checkpoint: Path, val_dir: Path, out: Path) -> None:
         val_images=str(len(samples)),
         eval_protocol=f"{val_dir.name} split, resize {int(224 / model.variant.crop_pct)} bicubic + centre crop 224, CPU fp32",
     )
-    with safe_open(str(checkpoint), framework="pt") as packed:
-        tensors = {key: packed.get_tensor(key) for key in packed.keys()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(out), metadata=metadata)
+    rewrite_metadata(checkpoint, metadata, out)
     print(f"{metadata['name']}: val top-1 {metadata['val_top1']}, top-5 {metadata['val_top5']} "
           f"on {len(samples)} images -> {out}")
 
@@ -367,7 +396,25 @@ def build_parser() -> argparse.ArgumentParser:
     fit_cmd.add_argument("--drop-path", type=float, default=0.1)
     fit_cmd.add_argument("--ema", type=float, default=0.9995)
     fit_cmd.add_argument("--seed", type=int, default=0)
+    fit_cmd.add_argument("--holdout", type=float, default=0.0, metavar="F",
+                         help="hold out this fraction of train (same images for every seed) as the per-epoch val, "
+                              "for choosing a recipe without looking at the real val split")
+    fit_cmd.add_argument("--final-size", type=int, help="resolution of the last --final-epochs (e.g. 224)")
+    fit_cmd.add_argument("--final-epochs", type=int, default=0)
     fit_cmd.add_argument("--no-compile", dest="compile", action="store_false")
+
+    seeds_cmd = commands.add_parser("seeds", help="run fit once per mixer and seed, one process per GPU")
+    seeds_cmd.add_argument("--seeds", type=int, nargs="+", required=True)
+    seeds_cmd.add_argument("--mixers", nargs="+", default=["pooling", "identity"], choices=["pooling", "identity"])
+    seeds_cmd.add_argument("--out-dir", type=Path, required=True, help="gets <mixer>-seed<S>.safetensors and logs")
+    seeds_cmd.add_argument("fit_args", nargs=argparse.REMAINDER, help="-- then the fit options (no --mixer/--seed/--out)")
+
+    summarize_cmd = commands.add_parser("summarize", help="finalize every seed's checkpoint and record mean ± sd")
+    summarize_cmd.add_argument("checkpoints", type=Path, nargs="+", help="fp16 files written by fit (any mixers)")
+    summarize_cmd.add_argument("--val", type=Path, required=True, help="class-per-folder val images")
+    summarize_cmd.add_argument("--out-dir", type=Path, required=True, help="gets <mixer>-seed<S>.safetensors")
+    summarize_cmd.add_argument("--ship-seed", type=int, default=0,
+                               help="the rule, fixed before seeing val: which seed of each mixer is shipped")
 
     finalize_cmd = commands.add_parser("finalize", help="measure val accuracy and write the shipped checkpoint")
     finalize_cmd.add_argument("checkpoint", type=Path, help="fp16 file written by fit")
@@ -382,6 +429,19 @@ def main(argv: list[str] | None = None) -> int:
         pack(args.src, args.out, args.size, args.quality)
     elif args.command == "finalize":
         finalize(args.checkpoint, args.val, args.out)
+    elif args.command == "seeds":
+        fit_args = args.fit_args[1:] if args.fit_args[:1] == ["--"] else args.fit_args
+        return launch(args.seeds, args.mixers, args.out_dir, fit_args)
+    elif args.command == "summarize":
+        finalized = []
+        for checkpoint in args.checkpoints:
+            metadata = read_metadata(checkpoint)
+            out = args.out_dir / f"{metadata['token_mixer']}-seed{seed_of(metadata)}.safetensors"
+            finalize(checkpoint, args.val, out)
+            finalized.append(out)
+        print(summary_table(summarize(finalized)))
+        print(f"ship (seed {args.ship_seed}, fixed rule): "
+              + ", ".join(str(p) for p in finalized if seed_of(read_metadata(p)) == args.ship_seed))
     else:
         fit(args)
     return 0

@@ -22,6 +22,7 @@ from reference import fake_hub_snapshot, reference_model
 from poolformer.explorer import ModelCache, bundled_choice
 from poolformer.preprocess import load_image, preprocess
 from poolformer.weights import create_model
+from visualize import views
 from visualize.charts import CHART_SIZE
 from visualize.maps import GRID_SIZE, PANEL_GAP, PHOTO_SIZE, TITLE_HEIGHT
 
@@ -82,6 +83,81 @@ def test_predict_gives_top5_and_one_picture_per_stage(client: Client, bundled_mo
     assert "poolformer_s12_imagenette.safetensors" in status and "cpu" in status
 
 
+def mean_brightness(path: str, box: tuple[int, int, int, int]) -> float:
+    with Image.open(path) as image:
+        return float(np.asarray(image.convert("L").crop(box), dtype=np.float64).mean())
+
+
+def test_predict_draws_the_stage_maps_on_each_colour_scale(client: Client, bundled_model: torch.nn.Module) -> None:
+    """The optional colour scale keeps /predict's answer; "map" is the old default; "global" darkens weak stages."""
+    default = client.predict(handle_file(CAT), api_name="/predict")
+    drawn = {
+        scale: client.predict(handle_file(CAT), BUNDLED_MODEL, scale, api_name="/predict") for scale in views.COLOUR_SCALES
+    }
+    for outputs in drawn.values():
+        assert_top5(outputs[0], reference_top5(bundled_model, CAT))
+        assert len(outputs) == len(default)  # the per-visitor state stays out of the API
+        for picture in outputs[2:-1:2]:
+            assert_image(picture, STAGE_PICTURE_SIZE)
+    energy_panel = (0, TITLE_HEIGHT, PHOTO_SIZE, TITLE_HEIGHT + PHOTO_SIZE)
+    for stage in range(4):
+        same = [mean_brightness(outputs[2 + 2 * stage], energy_panel) for outputs in (default, drawn["map"])]
+        assert same[0] == pytest.approx(same[1], abs=0.5)  # JPEG: equal pictures, up to encoding
+    # On one global scale stage 1 (mean energy ~2.6 on this photo) is far darker than stage 4 (~330).
+    stage1_global, stage4_global = (mean_brightness(drawn["global"][2 + 2 * stage], energy_panel) for stage in (0, 3))
+    assert stage1_global < mean_brightness(drawn["map"][2], energy_panel) - 10
+    assert stage1_global < stage4_global
+
+
+def test_unknown_colour_scale_is_a_one_line_error(client: Client) -> None:
+    with pytest.raises(AppError) as error:
+        client.predict(handle_file(CAT), BUNDLED_MODEL, "logarithmic", api_name="/predict")
+    assert "unknown colour scale" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_mixer_filter_shows_the_photo_through_pool_minus_x(client: Client) -> None:
+    """The slider's right picture is the crop through AvgPool2d(3, 1, 1, count_include_pad=False) − x, grey = 0."""
+    pictures, stage1_map, caption = client.predict(handle_file(CAT), BUNDLED_MODEL, api_name="/mixer_filter")
+    photo_path, filtered_path = pictures
+    with Image.open(photo_path) as photo, Image.open(filtered_path) as filtered:
+        assert photo.size == filtered.size == (PHOTO_SIZE, PHOTO_SIZE)
+        pixels = torch.from_numpy(np.asarray(photo.convert("RGB"), dtype=np.float64) / 255).permute(2, 0, 1)[None]
+        shown = np.asarray(filtered.convert("RGB"), dtype=np.float64)
+    high_pass = (torch.nn.AvgPool2d(3, 1, 1, count_include_pad=False)(pixels) - pixels)[0].permute(1, 2, 0).numpy()
+    full_scale = np.percentile(np.abs(high_pass), 99.5)
+    expected = 255 * (0.5 + 0.5 * np.clip(high_pass / full_scale, -1, 1))
+    np.testing.assert_allclose(shown, expected, atol=1.0)
+    assert_image(stage1_map, (2 * PHOTO_SIZE, 2 * PHOTO_SIZE))
+    assert f"±{full_scale:.3f}" in caption and "56 × 56" in caption
+
+
+@pytest.mark.parametrize(("stage", "row", "column"), [(1, 0, 0), (2, 10, 27), (4, 3, 3)])
+def test_token_endpoint_reports_what_pooling_passes_on(
+    client: Client, bundled_model: torch.nn.Module, stage: int, row: int, column: int
+) -> None:
+    """‖pool(x) − x‖ at the token, as the server reports it, against this process's own model run."""
+    with torch.inference_mode():
+        x = bundled_model.stem(preprocess(load_image(CAT), 0.9))
+        for earlier in bundled_model.stages[: stage - 1]:
+            x = earlier(x)
+        block = bundled_model.stages[stage - 1].blocks[0]
+        mixed = block.token_mixer(block.norm1(bundled_model.stages[stage - 1].downsample(x)))
+    expected = float(mixed[0, :, row, column].norm())
+    picture, summary = client.predict(handle_file(CAT), BUNDLED_MODEL, stage, row, column, api_name="/token")
+    reported = float(re.search(r"‖pool\(x\) − x‖ = ([0-9.]+)\*\*, what pooling passes on", summary).group(1))
+    assert reported == pytest.approx(expected, abs=1e-3)
+    assert f"row {row}, column {column}" in summary
+    with Image.open(picture) as image:
+        image.load()
+        assert image.width > image.height > 0
+
+
+def test_token_off_the_map_is_a_one_line_error(client: Client) -> None:
+    with pytest.raises(AppError) as error:
+        client.predict(handle_file(CAT), BUNDLED_MODEL, 4, 7, 0, api_name="/token")
+    assert "7 × 7 tokens" in str(error.value) and "\n" not in str(error.value)
+
+
 def test_odd_but_valid_uploads_are_accepted(client: Client, tmp_path: Path) -> None:
     """16-bit greyscale and transparent PNGs are converted, not rejected."""
     photo = np.asarray(Image.open(CAT).convert("L"), dtype=np.uint16) * 257
@@ -120,7 +196,7 @@ def test_concurrent_ablations_leave_the_shared_model_untouched(client: Client, b
 
 
 def test_compare_runs_every_available_model(client: Client, checkpoint_dir: Path) -> None:
-    table, gallery = client.predict(handle_file(CAT), api_name="/compare")
+    table, gallery = client.predict(handle_file(CAT), api_name="/compare")[:2]  # the third output, a plot: test_app_metaformer
     bundled = sorted(checkpoint_dir.glob("*.safetensors"))
     assert len(table["data"]) == len(gallery) == len(bundled)  # no official weights offline
     columns = table["headers"]

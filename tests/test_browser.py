@@ -15,6 +15,8 @@ from conftest import REPO
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from safetensors import safe_open
 
+from visualize.maps import GRID_SIZE, PANEL_GAP, PHOTO_SIZE, TITLE_HEIGHT
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
     "--headless",
@@ -94,6 +96,98 @@ def test_predict_shows_top5_and_four_stage_maps(page: Page) -> None:
         expect_picture_shown(page.locator(f"#stage-{stage}"))
     expect(page.get_by_text("512 × 7 × 7")).to_be_visible()
     screenshot(page, "tab-predict")
+
+
+def click_picture(picture: Locator, x: float, y: float) -> None:
+    """Click a shown picture at (x, y) in the picture's own pixels; the browser draws it scaled to fit."""
+    image = picture.locator("img")
+    scale = image.bounding_box()["width"] / image.evaluate("img => img.naturalWidth")
+    image.click(position={"x": x * scale, "y": y * scale})
+
+
+def panel_brightness(picture: Locator, left: int, top: int, size: int) -> float:
+    """Mean RGB value of a size × size square of the shown picture, read back from the decoded pixels."""
+    return picture.locator("img").evaluate(
+        """(img, [left, top, size]) => {
+            const canvas = document.createElement("canvas");
+            canvas.width = canvas.height = size;
+            const context = canvas.getContext("2d");
+            context.drawImage(img, left, top, size, size, 0, 0, size, size);
+            const pixels = context.getImageData(0, 0, size, size).data;
+            let total = 0;
+            for (let i = 0; i < pixels.length; i += 4) total += pixels[i] + pixels[i + 1] + pixels[i + 2];
+            return total / (pixels.length / 4 * 3);
+        }""",
+        [left, top, size],
+    )
+
+
+def predicted_page(page: Page) -> None:
+    upload(page, CAT)
+    page.locator("#predict-button").click()
+    expect_top5(page.locator("#top5"))
+    for stage in range(1, 5):
+        expect_picture_shown(page.locator(f"#stage-{stage}"))
+
+
+def test_clicking_a_token_on_a_stage_map_shows_its_neighbourhood(page: Page) -> None:
+    predicted_page(page)
+    cell = PHOTO_SIZE // 14  # stage 3 has 14 × 14 tokens
+    click_picture(page.locator("#stage-3"), 9.5 * cell, TITLE_HEIGHT + 5.5 * cell)  # energy map, token (5, 9)
+    detail = page.locator("#token-3")
+    expect(detail).to_contain_text("Stage 3, token row 5, column 9", timeout=OUTPUT_TIMEOUT_MS)
+    expect(detail).to_contain_text("‖pool(x) − x‖")
+    expect_picture_shown(detail)
+    screenshot(page, "token-clicked")
+    pooling_map_left = PHOTO_SIZE + GRID_SIZE[0] + 2 * PANEL_GAP
+    click_picture(page.locator("#stage-3"), pooling_map_left + 0.5 * cell, TITLE_HEIGHT + 13.5 * cell)
+    expect(detail).to_contain_text("Stage 3, token row 13, column 0", timeout=OUTPUT_TIMEOUT_MS)
+    click_picture(page.locator("#stage-3"), PHOTO_SIZE + PANEL_GAP + 100, TITLE_HEIGHT + 100)  # a channel tile
+    expect(page.get_by_test_id("toast-body").first).to_contain_text("not on a map", timeout=OUTPUT_TIMEOUT_MS)
+    expect(detail).to_contain_text("row 13, column 0")  # the last token stays shown
+
+
+def test_switching_the_colour_scale_redraws_the_stage_maps(page: Page) -> None:
+    predicted_page(page)
+    stage1 = page.locator("#stage-1")
+    before = stage1.locator("img").get_attribute("src")
+    own_scale = panel_brightness(stage1, 0, TITLE_HEIGHT, PHOTO_SIZE)
+    page.locator("#colour-scale").get_by_label("global").check()
+    expect(stage1.locator("img")).not_to_have_attribute("src", before, timeout=OUTPUT_TIMEOUT_MS)
+    expect_picture_shown(stage1)
+    # Stage 1 responds far more weakly than stage 4: on one global scale its energy map turns dark.
+    assert panel_brightness(stage1, 0, TITLE_HEIGHT, PHOTO_SIZE) < own_scale - 10
+    screenshot(page, "colour-scale-global")
+
+
+def test_what_pooling_does_tab_filters_the_photo_and_the_slider_moves(page: Page) -> None:
+    upload(page, CAT)
+    page.get_by_role("tab", name="What pooling does").click()
+    page.locator("#filter-button").click()
+    slider = page.locator("#filter-slider")
+    pictures = slider.get_by_test_id("imageslider-image")
+    expect(pictures).to_have_count(2, timeout=OUTPUT_TIMEOUT_MS)
+    for index in range(2):
+        pictures.nth(index).evaluate("img => img.decode()")
+    expect_picture_shown(page.locator("#filter-stage1"))
+    expect_picture_shown(page.locator("#filter-kernels"))
+    expect(page.locator("#filter-caption")).to_contain_text("Mid-grey is 0")
+    page.locator("#token-button").click()  # one token up close, picked by number: stage 1, (0, 0), a corner
+    expect(page.locator("#token-summary")).to_contain_text("covers 4 tokens", timeout=OUTPUT_TIMEOUT_MS)
+    expect_picture_shown(page.locator("#token-picture"))
+    screenshot(page, "tab-what-pooling-does")
+
+    filtered = pictures.nth(1)  # drawn on top, clipped from the left up to the slider
+    expect(filtered).to_have_attribute("style", re.compile(r"inset\(0px 0px 0px 50%\)"))
+    slider.scroll_into_view_if_needed()  # the mouse drags in viewport coordinates
+    handle, shown = slider.get_by_test_id("slider").bounding_box(), filtered.bounding_box()
+    middle_y = shown["y"] + shown["height"] / 2
+    page.mouse.move(handle["x"] + handle["width"] / 2, middle_y)
+    page.mouse.down()
+    page.mouse.move(shown["x"] + 0.2 * shown["width"], middle_y, steps=8)
+    page.mouse.up()
+    expect(filtered).to_have_attribute("style", re.compile(r"inset\(0px 0px 0px (1[5-9]|2[0-5])(\.\d+)?%\)"))
+    screenshot(page, "filter-slider-moved")
 
 
 def test_ablation_shows_both_top5s_and_the_chart(page: Page) -> None:

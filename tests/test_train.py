@@ -7,18 +7,25 @@ the optimiser step and EMA together without a GPU.
 from __future__ import annotations
 
 import json
+import math
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from reference import IMAGENETTE
 from safetensors import safe_open
 
+from poolformer.explorer import bundled_choice
+from poolformer.seeds import SUMMARY_KEY, gap_interval, read_metadata, t_quantile
+from poolformer.train import holdout_split
 from poolformer.train import main as train_main
 from poolformer.weights import create_model
+from visualize.views import scratch_comparison
 
 WNIDS = list(IMAGENETTE)[:2]  # tench, English springer: real ImageNet ids, so finalize can name them
 
@@ -70,3 +77,53 @@ def test_fit_runs_data_parallel_under_torchrun(colour_dataset: Path, tmp_path: P
     assert result.returncode == 0, result.stderr[-2000:]
     assert "batch 8 on 2 process(es)" in result.stdout and result.stdout.count("saved EMA weights") == 1
     assert create_model(weights=out).num_classes == 2
+
+
+def test_holdout_is_stratified_disjoint_and_seed_independent() -> None:
+    labels = torch.tensor([0] * 30 + [1] * 10)
+    train, held = holdout_split(labels, 0.2)
+    assert sorted(torch.cat([train, held]).tolist()) == list(range(40))
+    assert labels[held].bincount().tolist() == [6, 2]  # 20 % of each class
+    torch.manual_seed(99)  # the global seed (a training seed) must not change which images are held out
+    assert torch.equal(holdout_split(labels, 0.2)[1], held)
+
+
+def test_welch_interval_matches_textbook_quantiles() -> None:
+    assert t_quantile(0.975, 10) == pytest.approx(2.2281, abs=1e-4)
+    assert t_quantile(0.975, 3) == pytest.approx(3.1824, abs=1e-4)
+    # Equal sizes and spreads: df = 2(n-1) = 6, half-width t(0.975, 6) * sqrt(2 sd^2 / n).
+    a, b = [0.90, 0.91, 0.92, 0.93], [0.88, 0.89, 0.90, 0.91]
+    gap, low, high = gap_interval(a, b)
+    half = 2.4469 * math.sqrt(2 * statistics.variance(a) / 4)
+    assert gap == pytest.approx(0.02) and (low, high) == pytest.approx((0.02 - half, 0.02 + half), abs=1e-5)
+
+
+def test_seeds_then_summarize_record_every_seed_and_the_app_text_shows_them(
+    colour_dataset: Path, tmp_path: Path
+) -> None:
+    """Two seeds of each mixer (one after another on CPU), then the per-seed figures land in every checkpoint."""
+    packed = tmp_path / "train.safetensors"
+    assert train_main(["pack", str(colour_dataset), str(packed), "--size", "40"]) == 0
+    fit_args = ["--data", str(packed), "--epochs", "1", "--warmup-epochs", "1", "--batch-size", "8", "--size", "32", "--no-compile"]
+    runs = tmp_path / "runs"
+    assert train_main(["seeds", "--seeds", "0", "1", "--out-dir", str(runs), "--", *fit_args]) == 0
+    raw = sorted(runs.glob("*.safetensors"))
+    assert [path.name for path in raw] == [f"{m}-seed{s}.safetensors" for m in ("identity", "pooling") for s in (0, 1)]
+    assert "epoch   1/1" in (runs / "identity-seed1.train.log").read_text()
+    final = tmp_path / "final"
+    assert train_main(["summarize", *map(str, raw), "--val", str(colour_dataset), "--out-dir", str(final)]) == 0
+
+    summaries = {json.dumps(json.loads(read_metadata(path)[SUMMARY_KEY]), sort_keys=True) for path in final.iterdir()}
+    assert len(summaries) == 1  # every checkpoint carries the same, complete summary
+    summary = json.loads(summaries.pop())
+    for mixer in ("pooling", "identity"):
+        recorded = {seed: float(read_metadata(final / f"{mixer}-seed{seed}.safetensors")["val_top1"]) for seed in (0, 1)}
+        assert summary[mixer]["top1"] == {str(seed): value for seed, value in recorded.items()}
+        assert summary[mixer]["mean"] == pytest.approx(statistics.fmean(recorded.values()))
+    low, high = summary["gap"]["ci95"]
+    assert low <= summary["gap"]["mean"] <= high
+
+    text = scratch_comparison(bundled_choice(final / "pooling-seed0.safetensors"), bundled_choice(final / "identity-seed0.safetensors"))
+    pooling = summary["pooling"]
+    assert f"{pooling['mean'] * 100:.2f} ± {pooling['sd'] * 100:.2f} % (mean ± sd over 2 seeds)" in text
+    assert "95 % interval" in text

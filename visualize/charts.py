@@ -13,7 +13,7 @@ from PIL import Image
 
 CHART_SIZE = (960, 380)  # pixels
 DPI = 100
-RUN_COLOURS = ("#3b6fb6", "#e07b39", "#4c9a5b")  # pooling, identity swapped in, identity from scratch
+RUN_COLOURS = ("#3b6fb6", "#e07b39", "#4c9a5b")  # as trained, ablated (identity or resized pools), identity from scratch
 MAX_CLASSES = 8
 
 
@@ -61,7 +61,7 @@ def ablation_chart(
     similarity.set_xlabel("stage")
     similarity.set_ylim(min(0.0, min(stage_cosine) - 0.1), 1.1)  # cosine can be negative
     similarity.set_ylabel("cosine similarity")
-    similarity.set_title("Features: pooling vs identity", loc="left", fontsize=11)
+    similarity.set_title("Features: as trained vs ablated", loc="left", fontsize=11)
 
     for axes in (bars, similarity):
         axes.spines[["top", "right"]].set_visible(False)

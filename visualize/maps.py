@@ -34,13 +34,27 @@ def colormap_table(name: str) -> np.ndarray:
     return (matplotlib.colormaps[name](np.linspace(0.0, 1.0, 256))[:, :3] * 255).round().astype(np.uint8)
 
 
-def normalise(values: np.ndarray) -> np.ndarray:
-    """Scale to [0, 1] from the minimum to the 99th percentile.
+ValueRange = tuple[float, float]  # (low, high): low draws as the colormap's first colour, high as its last
+
+
+def own_range(values: np.ndarray) -> ValueRange:
+    """From the minimum to the 99th percentile.
 
     A few positions in a trained network can be far stronger than the rest; clipping them keeps
     the remaining structure visible instead of one bright dot on black.
     """
-    low, high = float(values.min()), float(np.percentile(values, 99))
+    return float(values.min()), float(np.percentile(values, 99))
+
+
+def shared_range(maps: Sequence[np.ndarray]) -> ValueRange:
+    """One range that covers every map's own range, so equal values get equal colours across maps."""
+    ranges = [own_range(values) for values in maps]
+    return min(low for low, _ in ranges), max(high for _, high in ranges)
+
+
+def normalise(values: np.ndarray, value_range: ValueRange | None = None) -> np.ndarray:
+    """Scale to [0, 1] over `value_range`, or over the map's own range when None."""
+    low, high = value_range if value_range is not None else own_range(values)
     if high - low < 1e-12:
         return np.zeros_like(values, dtype=np.float32)
     return np.clip((values - low) / (high - low), 0.0, 1.0).astype(np.float32)
@@ -57,18 +71,26 @@ def colorize(values: np.ndarray, size: int, colormap: str) -> Image.Image:
     return coloured.resize((size, size), Image.Resampling.NEAREST)
 
 
-def overlay(photo: Image.Image, values: np.ndarray, colormap: str = "inferno", opacity: float = 0.6) -> Image.Image:
+def overlay(
+    photo: Image.Image,
+    values: np.ndarray,
+    colormap: str = "inferno",
+    opacity: float = 0.6,
+    value_range: ValueRange | None = None,
+) -> Image.Image:
     """A heatmap of `values` blended over the photo, so one sees *where* a stage responds."""
-    heat = colorize(normalise(values), photo.width, colormap)
+    heat = colorize(normalise(values, value_range), photo.width, colormap)
     return Image.blend(photo.convert("RGB"), heat, opacity)
 
 
-def channel_grid(channels: Sequence[np.ndarray], colormap: str = "viridis") -> Image.Image:
-    """Up to GRID_CHANNELS single-channel maps as tiles, each scaled on its own."""
+def channel_grid(
+    channels: Sequence[np.ndarray], colormap: str = "viridis", value_range: ValueRange | None = None
+) -> Image.Image:
+    """Up to GRID_CHANNELS single-channel maps as tiles, each on its own range unless `value_range` is given."""
     grid = Image.new("RGB", GRID_SIZE, BACKGROUND)
     for index, channel in enumerate(channels[:GRID_CHANNELS]):
         row, column = divmod(index, GRID_COLUMNS)
-        tile = colorize(normalise(channel), GRID_TILE, colormap)
+        tile = colorize(normalise(channel, value_range), GRID_TILE, colormap)
         grid.paste(tile, (column * (GRID_TILE + GRID_GAP), row * (GRID_TILE + GRID_GAP)))
     return grid
 
@@ -87,13 +109,100 @@ def titled_row(panels: Sequence[tuple[str, Image.Image]]) -> Image.Image:
     One picture per stage keeps the app fast: every separate image is a separate file for the
     server to encode and for the browser or API client to fetch.
     """
-    width = sum(panel.width for _, panel in panels) + PANEL_GAP * (len(panels) - 1)
+    lefts = panel_lefts([panel.width for _, panel in panels])
+    width = lefts[-1] + panels[-1][1].width
     height = TITLE_HEIGHT + max(panel.height for _, panel in panels)
     row = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(row)
-    left = 0
-    for title, panel in panels:
+    for left, (title, panel) in zip(lefts, panels):
         draw.text((left + 2, TITLE_HEIGHT // 2), title, fill=TITLE_COLOUR, font=title_font(), anchor="lm")
         row.paste(panel, (left, TITLE_HEIGHT))
-        left += panel.width + PANEL_GAP
     return row
+
+
+def panel_lefts(widths: Sequence[int]) -> list[int]:
+    """Where each panel of a `titled_row` starts, in pixels from the left; panels start TITLE_HEIGHT from the top."""
+    return [sum(widths[:index]) + PANEL_GAP * index for index in range(len(widths))]
+
+
+def signed_picture(values: np.ndarray, full_scale: float) -> Image.Image:
+    """An (H, W, 3) signed array as a picture: mid-grey is 0, ±full_scale is full brightness/darkness per channel."""
+    shown = 0.5 + 0.5 * np.clip(values / max(full_scale, 1e-12), -1.0, 1.0)
+    return Image.fromarray((shown * 255).round().astype(np.uint8))
+
+
+GRID_CELL = 76
+OFF_MAP = (232, 232, 236)
+CENTRE_OUTLINE = (230, 40, 40)
+
+
+def neighbourhood_grid(
+    values: np.ndarray,
+    captions: Sequence[Sequence[str]],
+    colormap: str = "viridis",
+    value_range: ValueRange | None = None,
+) -> Image.Image:
+    """A small k × k grid: each cell coloured by its value with its caption written in; NaN cells are off the map.
+
+    Colours span `value_range`, by default 0 to the largest value. The centre cell, the token
+    whose neighbourhood this is, is outlined.
+    """
+    size = values.shape[0]
+    known = values[~np.isnan(values)]
+    low, high = value_range if value_range is not None else (0.0, float(known.max()) if known.size else 1.0)
+    shades = normalise(np.nan_to_num(values, nan=low), (low, high))
+    table = colormap_table(colormap)
+    grid = Image.new("RGB", (size * GRID_CELL, size * GRID_CELL), BACKGROUND)
+    draw = ImageDraw.Draw(grid)
+    for row in range(size):
+        for column in range(size):
+            box = (column * GRID_CELL, row * GRID_CELL, (column + 1) * GRID_CELL - 1, (row + 1) * GRID_CELL - 1)
+            if np.isnan(values[row, column]):
+                fill, ink = OFF_MAP, (120, 120, 130)
+            else:
+                fill = tuple(int(channel) for channel in table[round(255 * shades[row, column])])
+                ink = (255, 255, 255) if 0.299 * fill[0] + 0.587 * fill[1] + 0.114 * fill[2] < 140 else (20, 20, 28)
+            draw.rectangle(box, fill=fill, outline=BACKGROUND, width=2)
+            middle = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+            draw.multiline_text(middle, captions[row][column], fill=ink, font=title_font(), anchor="mm", align="center")
+    centre = size // 2
+    draw.rectangle(
+        (centre * GRID_CELL, centre * GRID_CELL, (centre + 1) * GRID_CELL - 1, (centre + 1) * GRID_CELL - 1),
+        outline=CENTRE_OUTLINE,
+        width=3,
+    )
+    return grid
+
+
+BAR_LENGTH, BAR_HEIGHT, BAR_LABEL_WIDTH = 220, 22, 150
+
+
+def bar_list(bars: Sequence[tuple[str, float]], colour: tuple[int, int, int] = (59, 111, 182)) -> Image.Image:
+    """Labelled horizontal bars on one scale (the largest value fills BAR_LENGTH), the value written after each."""
+    top = max((value for _, value in bars), default=1.0) or 1.0
+    width = BAR_LABEL_WIDTH + BAR_LENGTH + 70
+    picture = Image.new("RGB", (width, len(bars) * (BAR_HEIGHT + 10) + 4), BACKGROUND)
+    draw = ImageDraw.Draw(picture)
+    font = title_font()
+    for index, (label, value) in enumerate(bars):
+        top_y = 4 + index * (BAR_HEIGHT + 10)
+        middle_y = top_y + BAR_HEIGHT / 2
+        draw.text((0, middle_y), label, fill=TITLE_COLOUR, font=font, anchor="lm")
+        length = max(1, round(BAR_LENGTH * value / top))
+        draw.rectangle((BAR_LABEL_WIDTH, top_y, BAR_LABEL_WIDTH + length, top_y + BAR_HEIGHT), fill=colour)
+        draw.text((BAR_LABEL_WIDTH + length + 6, middle_y), f"{value:.2f}", fill=TITLE_COLOUR, font=font, anchor="lm")
+    return picture
+
+
+MARK_COLOUR = (0, 230, 255)
+
+
+def outline_cell(picture: Image.Image, cell: tuple[int, int], grid: tuple[int, int]) -> Image.Image:
+    """A copy of a map picture with one token's square outlined, so a visitor sees which token is inspected."""
+    marked = picture.copy()
+    row, column = cell
+    height, width = grid
+    cell_height, cell_width = picture.height / height, picture.width / width
+    box = (column * cell_width, row * cell_height, (column + 1) * cell_width - 1, (row + 1) * cell_height - 1)
+    ImageDraw.Draw(marked).rectangle(box, outline=MARK_COLOUR, width=2)
+    return marked

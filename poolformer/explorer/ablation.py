@@ -1,4 +1,4 @@
-"""Token-mixer ablation: the same weights with pooling swapped for identity in chosen stages."""
+"""Token-mixer ablation: the same weights with pooling swapped for identity, or resized, in chosen stages."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ from poolformer.explorer.common import (
 )
 from poolformer.model import NUM_STAGES
 
+TRAINED_POOL_SIZE = 3  # every pooling checkpoint we serve was trained with 3 x 3 pooling
+POOL_SIZES = (TRAINED_POOL_SIZE, 5, 7)  # 5 and 7 are inference-time what-ifs on those weights
+
 
 @dataclass(frozen=True)
 class Run:
@@ -35,7 +38,8 @@ class Run:
 class Ablation:
     choice: ModelChoice
     status: str
-    swapped_stages: tuple[int, ...]
+    swapped_stages: tuple[int, ...]  # stages whose mixer became identity
+    mixers: tuple[str, ...]  # the ablated run's mixer per stage, e.g. ("pooling-5", "pooling", "identity", "identity")
     class_names: list[str]
     pooling: Run
     identity: Run
@@ -62,17 +66,47 @@ def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
     return max(divergence, 0.0)  # float32 probabilities can sum to 1 +- 1e-7, giving a tiny negative
 
 
-def identity_mixers(stages: Sequence[int]) -> list[str]:
-    """Per-stage mixer names with the chosen stages (numbered 1-4) switched to identity."""
+def chosen_stages(stages: Sequence[int]) -> set[int]:
+    """Validate stage numbers (1-4) from the UI or the API."""
     try:
         chosen = {int(stage) for stage in stages}
     except (TypeError, ValueError):
         raise ExplorerError(f"stages must be numbers from 1 to {NUM_STAGES}; got {list(stages)}") from None
-    if not chosen:
-        raise ExplorerError("tick at least one stage whose token mixer should become identity")
     if not chosen <= set(ALL_STAGES):
         raise ExplorerError(f"stages are numbered 1 to {NUM_STAGES}; got {sorted(chosen)}")
+    return chosen
+
+
+def identity_mixers(stages: Sequence[int]) -> list[str]:
+    """Per-stage mixer names with the chosen stages (numbered 1-4) switched to identity."""
+    chosen = chosen_stages(stages)
+    if not chosen:
+        raise ExplorerError("tick at least one stage whose token mixer should become identity, or pick a pool size other than 3")
     return ["identity" if number in chosen else "pooling" for number in ALL_STAGES]
+
+
+def pooling_mixer(pool_size: int) -> str:
+    """The TOKEN_MIXERS name of average pooling with this window ("pooling" is the trained 3 x 3)."""
+    return "pooling" if pool_size == TRAINED_POOL_SIZE else f"pooling-{pool_size}"
+
+
+def pool_size(mixer: str) -> int:
+    """The window of a pooling mixer name, the inverse of `pooling_mixer`: "pooling" → 3, "pooling-5" → 5."""
+    return int(mixer.removeprefix("pooling").lstrip("-") or TRAINED_POOL_SIZE)
+
+
+def ablation_mixers(stages: Sequence[int], pool_sizes: Sequence[int] | None = None) -> list[str]:
+    """Per stage: identity where chosen, else pooling with that stage's pool size (3, as trained, by default)."""
+    try:
+        sizes = [TRAINED_POOL_SIZE] * NUM_STAGES if pool_sizes is None else [int(size) for size in pool_sizes]
+    except (TypeError, ValueError):
+        raise ExplorerError(f"pool sizes must be 3, 5 or 7; got {list(pool_sizes or [])}") from None
+    if len(sizes) != NUM_STAGES or not set(sizes) <= set(POOL_SIZES):
+        raise ExplorerError(f"give one pool size per stage ({NUM_STAGES}), each 3, 5 or 7; got {sizes}")
+    if all(size == TRAINED_POOL_SIZE for size in sizes):
+        return identity_mixers(stages)
+    chosen = chosen_stages(stages)
+    return ["identity" if number in chosen else pooling_mixer(size) for number, size in zip(ALL_STAGES, sizes)]
 
 
 @torch.inference_mode()
@@ -81,18 +115,24 @@ def ablate(
     value: str,
     stages: Sequence[int] = ALL_STAGES,
     report: LoadReporter | None = None,
+    pool_sizes: Sequence[int] | None = None,
 ) -> Ablation:
-    """The same weights with pooling swapped for identity in the chosen stages, side by side."""
+    """The same weights as trained and with other token mixers, side by side.
+
+    The chosen stages get the identity mixer; the others pool with `pool_sizes` (one per stage,
+    3 as trained when None). Sizes 5 and 7 are what-ifs: these weights were trained with 3.
+    """
     choice = find_choice(value)
     if choice.token_mixer != "pooling":
         raise ExplorerError(f"{choice.name} already mixes tokens by identity; pick a pooling model to ablate")
-    mixers = identity_mixers(stages)
+    mixers = ablation_mixers(stages, pool_sizes)
     pixels = model_input(photo_from(source), choice.variant)
     model = MODELS.get(choice, report)
     pooled_logits, pooled_stages = model.forward_with_stages(pixels)
     identity_logits, identity_stages = model.with_token_mixers(mixers).forward_with_stages(pixels)
     pooling = run_of("pooling (as trained)", pooled_logits, model.class_names)
-    identity = run_of("identity swapped in", identity_logits, model.class_names)
+    resized = any(mixer.startswith("pooling-") for mixer in mixers)
+    identity = run_of("your mixers (what-if)" if resized else "identity swapped in", identity_logits, model.class_names)
 
     twin = scratch_twin(choice)
     scratch = None
@@ -103,6 +143,7 @@ def ablate(
         choice=choice,
         status=status_line(model),
         swapped_stages=tuple(number for number, mixer in zip(ALL_STAGES, mixers) if mixer == "identity"),
+        mixers=tuple(mixers),
         class_names=list(model.class_names),
         pooling=pooling,
         identity=identity,

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from poolformer.explorer.paper import TOKEN_MIXER_TOP1
 from poolformer.model import NUM_STAGES, Variant
 from poolformer.preprocess import IMAGENET_MEAN, IMAGENET_STD, load_image, preprocess
 from poolformer.weights import resolve_device
@@ -18,7 +19,7 @@ ALL_STAGES = tuple(range(1, NUM_STAGES + 1))  # stages are numbered 1-4 in the U
 DEVICE = resolve_device(None)  # CUDA when present, else CPU
 
 # MetaFormer paper (arXiv 2111.11418), Table 5: S12 trained from scratch on ImageNet-1k.
-PAPER_S12_TOP1 = {"pooling": 77.2, "identity": 74.3}
+PAPER_S12_TOP1 = {mixer: TOKEN_MIXER_TOP1[mixer] for mixer in ("pooling", "identity")}
 
 LoadReporter = Callable[[str], None]
 PhotoSource = str | Path | bytes | Image.Image

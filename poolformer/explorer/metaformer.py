@@ -1,0 +1,148 @@
+"""The MetaFormer tab: the selected model's architecture with the tensor shapes of the visitor's photo,
+and our own trained-from-scratch mixer comparison to set beside the paper's (see `paper`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+import torch
+from PIL import Image
+
+from poolformer.explorer.cache import MODELS
+from poolformer.explorer.catalogue import ModelChoice, find_choice, model_choices
+from poolformer.explorer.common import (
+    ALL_STAGES,
+    LoadReporter,
+    PhotoSource,
+    energy,
+    input_photo,
+    model_input,
+    photo_from,
+    top_k,
+)
+from poolformer.model import NUM_STAGES, VARIANTS, PoolFormer
+from poolformer.preprocess import INPUT_SIZE
+from poolformer.seeds import SUMMARY_KEY
+from poolformer.weights import WeightsError
+
+Shape = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class StageTrace:
+    """One stage of the diagram: its blocks, its width, its mixer, and the tensor it hands on."""
+
+    number: int
+    depth: int
+    width: int
+    token_mixer: str
+    output_shape: Shape  # (batch, channels, height, width)
+    energy: np.ndarray | None  # (H, W) activation energy on the visitor's photo, when it ran
+
+
+@dataclass(frozen=True)
+class Architecture:
+    choice: ModelChoice
+    input_shape: Shape  # what the stem receives: the preprocessed crop
+    stages: list[StageTrace]
+    logits_shape: Shape
+    photo: Image.Image | None  # the crop the model saw, when it ran on a photo
+    top1: tuple[str, float] | None
+    measured: bool  # True: shapes measured on the visitor's photo; False: from the architecture alone
+    note: str
+
+
+@cache
+def architecture_shapes(variant: str, num_classes: int, size: int = INPUT_SIZE) -> tuple[Shape, tuple[Shape, ...], Shape]:
+    """Input, stage-output and logit shapes from the real model code run on the meta device.
+
+    A meta tensor has a shape but no data, so this costs neither weights nor arithmetic: the diagram
+    works for every variant, even one whose weights are not on this machine.
+    """
+    with torch.device("meta"):
+        model = PoolFormer(VARIANTS[variant], num_classes)
+        pixels = torch.empty(1, 3, size, size)
+        logits, stage_outputs = model.forward_with_stages(pixels)
+    return tuple(pixels.shape), tuple(tuple(output.shape) for output in stage_outputs), tuple(logits.shape)
+
+
+def class_count(choice: ModelChoice) -> int:
+    """1000 for the official ImageNet weights; a bundled checkpoint records its classes."""
+    return len(json.loads(choice.metadata["class_names"])) if "class_names" in choice.metadata else 1000
+
+
+def stage_traces(choice: ModelChoice, mixers: tuple[str, ...], shapes: tuple[Shape, ...], energies: list[np.ndarray | None]) -> list[StageTrace]:
+    variant = choice.variant
+    return [
+        StageTrace(number, variant.depths[i], variant.widths[i], mixers[i], shapes[i], energies[i])
+        for i, number in enumerate(ALL_STAGES)
+    ]
+
+
+def from_architecture(choice: ModelChoice, note: str) -> Architecture:
+    """The diagram without running the model: shapes for a standard crop."""
+    input_shape, shapes, logits_shape = architecture_shapes(choice.variant.name, class_count(choice))
+    stages = stage_traces(choice, (choice.token_mixer,) * NUM_STAGES, shapes, [None] * NUM_STAGES)
+    return Architecture(choice, input_shape, stages, logits_shape, None, None, False, note)
+
+
+@torch.inference_mode()
+def trace(source: PhotoSource | None, value: str, report: LoadReporter | None = None) -> Architecture:
+    """The selected model's architecture; with a photo, every shape is the real tensor's on that photo."""
+    choice = find_choice(value)
+    if source is None:
+        return from_architecture(choice, f"No photo yet: shapes for a {INPUT_SIZE} × {INPUT_SIZE} crop.")
+    pixels = model_input(photo_from(source), choice.variant)
+    try:
+        model = MODELS.get(choice, report)
+    except WeightsError:
+        return from_architecture(
+            choice, f"{choice.name}'s weights are not on this machine: shapes from the architecture alone."
+        )
+    logits, stage_outputs = model.forward_with_stages(pixels)
+    name, probability = next(iter(top_k(logits[0].softmax(-1), model.class_names, k=1).items()))
+    stages = stage_traces(
+        choice,
+        model.token_mixers,
+        tuple(tuple(output.shape) for output in stage_outputs),
+        [energy(output) for output in stage_outputs],
+    )
+    return Architecture(
+        choice=choice,
+        input_shape=tuple(pixels.shape),
+        stages=stages,
+        logits_shape=tuple(logits.shape),
+        photo=input_photo(pixels),
+        top1=(name, probability),
+        measured=True,
+        note="Shapes of the tensors your photo produced, read from the forward pass.",
+    )
+
+
+@dataclass(frozen=True)
+class MeasuredRun:
+    """A bundled model's validation accuracy, as recorded in its checkpoint when it was finalised."""
+
+    name: str
+    token_mixer: str
+    dataset: str
+    val_top1: float  # fraction, this checkpoint's own
+    seed_summary: dict  # per mixer mean ± sd over seeds and the gap's 95 % interval, when several seeds were trained
+
+
+def measured_mixer_runs() -> list[MeasuredRun]:
+    """Our pooling-vs-identity result: every bundled checkpoint that recorded its val accuracy."""
+    return [
+        MeasuredRun(
+            name=choice.name,
+            token_mixer=choice.token_mixer,
+            dataset=choice.metadata.get("dataset", "its own"),
+            val_top1=float(choice.metadata["val_top1"]),
+            seed_summary=json.loads(choice.metadata.get(SUMMARY_KEY, "{}")),
+        )
+        for choice in model_choices()
+        if choice.bundled and "val_top1" in choice.metadata
+    ]

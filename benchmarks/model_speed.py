@@ -66,7 +66,7 @@ class Row:
             ours, theirs = (self.batch * 1000 / ms for ms in (self.ours_ms, self.transformers_ms))
             figures = (
                 f"{self.ours_ms:8.1f} ms vs {self.transformers_ms:8.1f} ms   time ratio {self.ratio:.2f}   "
-                f"{ours:,.0f} vs {theirs:,.0f} img/s ({1 / self.ratio:.2f}x)"
+                f"{ours:,.{0 if theirs >= 100 else 1}f} vs {theirs:,.{0 if theirs >= 100 else 1}f} img/s ({1 / self.ratio:.2f}x)"
             )
         return f"{self.variant:4} b{self.batch:<4} {self.precision:5} {self.path:26} {figures}" + (
             f"   {self.note}" if self.note else ""

@@ -3,10 +3,11 @@
 At batch 1 a PoolFormer on a GPU is bound by kernel launches, not arithmetic: compiling fuses the
 element-wise work into fewer kernels and a CUDA graph launches all of them at once.
 
-Exactness: the compiled graph computes the eager model's function in fp32. TF32 is switched off for
-convolutions and matrix products while a graph is built (the CUDA default lets cuDNN use TF32), so
-eager and compiled agree to 1e-5 (tests/test_compiled_gpu.py). The bf16 throughput path in
-benchmarks/model_speed.py is approximate by nature; that test checks it keeps the fp32 top-5.
+Exactness: the compiled graph computes the eager model's function in fp32; only the order of additions
+differs. TF32 is switched off for convolutions and matrix products when a graph is built (the CUDA default
+lets cuDNN use TF32). tests/test_compiled_gpu.py holds logits to 1e-5 and stage maps to 1e-4 of their
+largest value (measured on an H100 with the bundled S12: at most 6.3e-7 and 1.3e-6). The bf16 throughput
+path in benchmarks/model_speed.py is approximate by nature; that test checks it keeps the fp32 top-5.
 
 On CPU nothing here is used: compiling is slower there than the folded eager model and takes long.
 """

@@ -269,8 +269,8 @@ class PoolFormer(nn.Module):
 
         It shares every parameter except the downsampling convolutions' weights, which it keeps one
         channels-last copy of (a few MB): oneDNN would otherwise re-lay them out on every call. Its outputs equal
-        this model's up to float rounding (tests/test_parity.py holds both to transformers). The app and
-        `eval` on CPU build one per loaded model.
+        this model's up to float rounding (tests/test_parity.py holds both to transformers). The app and the
+        CLI build one per loaded model (on CUDA they then compile it: poolformer/compiled.py).
         """
         twin = self._with_blocks(lambda stage, block: _folded(block))
         for stage in twin.stages:  # copies already, so the model's own stages are untouched
@@ -279,7 +279,7 @@ class PoolFormer(nn.Module):
 
     def _with_blocks(self, make_block: Callable[[int, nn.Module], nn.Module]) -> PoolFormer:
         """A plain PoolFormer twin sharing all parameters, each block replaced by make_block(stage index, block)."""
-        twin = shallow_copy(self, PoolFormer)
+        twin = shallow_copy(self, PoolFormer)  # a plain PoolFormer even from a compiled twin: its graph would not fit
         twin._modules["stages"] = shallow_copy(self.stages)
         for i, stage in enumerate(self.stages):
             stage = shallow_copy(stage)

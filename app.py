@@ -12,6 +12,7 @@ import os
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no phoning home
 
 import functools
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 
 import gradio as gr
 
-from poolformer import explorer
+from poolformer import explorer, hub
 from poolformer.preprocess import ImageError
 from poolformer.weights import WeightsError
 from visualize import views
@@ -30,7 +31,9 @@ from visualize.architecture import architecture_svg
 # visitor sees it recognise something; the ImageNet-1k models know the rest (see LICENSES.md there).
 EXAMPLE_FILES = ("reims_cathedral", "berlin_cathedral", "cat", "coffee", "rocket", "astronaut", "grace_hopper")
 EXAMPLES = [str(Path(__file__).parent / "assets" / "examples" / f"{name}.jpg") for name in EXAMPLE_FILES]
+TOP1_CHOICE = ("the top-1 class", explorer.TOP1)
 STAGE_CHOICES = [(f"Stage {number}", number) for number in explorer.ALL_STAGES]
+DOWNLOAD_POLL_S = 1.0  # how often an open page refreshes the start-up download's progress
 POOL_SIZE_CHOICES = [
     (f"{size} × {size}" + (" (as trained)" if size == explorer.TRAINED_POOL_SIZE else " (what-if)"), size)
     for size in explorer.POOL_SIZES
@@ -75,6 +78,20 @@ GroupNorm over all channels and positions, `mlp` a 1 × 1-conv MLP with 4× expa
 Example photos are public domain or CC0 (see `assets/examples/LICENSES.md`). Running on **{explorer.DEVICE.type}**.
 """
 
+EXPLAIN_INTRO = """
+**Where does the model look?** Grad-CAM (Selvaraju et al., [*Grad-CAM: Visual Explanations from Deep Networks via
+Gradient-based Localization*](https://arxiv.org/abs/1610.02391), ICCV 2017) answers it for one class at a time: it
+asks how the class's score would change if each channel of a stage's output grew, weights every channel by that
+average sensitivity, adds the channels up and keeps the positive part. **Bright cells hold evidence for the class**;
+evidence against it is cut to zero, and each map is scaled on its own. The authors' own script
+(`misc/cam_image.py` in [sail-sg/poolformer](https://github.com/sail-sg/poolformer)) reads the last stage only;
+here all four stages get a map at their own resolution, and the same maps are drawn for the model with pooling
+switched off and for the identity-mixer model trained from scratch, so you can see where it looks once tokens
+stop mixing. The maps are tested: on a photo made of two objects side by side, stages 3 and 4 put most of their
+mass on the object asked about, and greying the brightest stage-4 cells lowers the class's probability more than
+greying random ones.
+"""
+
 MIXER_INTRO = """
 PoolFormer's token mixer is `pool(x) − x`: each token becomes the average of its 3 × 3 neighbourhood minus
 itself. That is a **fixed convolution** — the same 3 × 3 weights for every channel, nothing learnt — and since
@@ -110,10 +127,33 @@ THEME = gr.themes.Soft(
 CSS = """
 .stage-heading { margin-top: 0.6rem; }
 .stage-heading p { font-size: 0.95rem; }
+.cam-caption p { font-size: 0.85rem; }
+#cam-summary td:not(:first-child), #cam-summary th:not(:first-child) { white-space: nowrap; }
 footer { display: none !important; }
 #architecture svg { display: block; margin: 0 auto; }
 #tour-steps .stepper-wrapper { padding: 0 2.5rem 0.6rem; }  /* room for the last step's label */
 """
+
+
+PHOTO_LINK_REFUSED = "photo links are not fetched by this app: download the picture and upload the file"
+
+
+def refusing_links(photo: gr.Image) -> gr.Image:
+    """Make `photo` refuse a link given as the photo (`handle_file("http://…")` in gradio_client).
+
+    Gradio would fetch the link itself (through safehttpx, which refuses private addresses), and a refused or
+    failed fetch reaches the visitor only as a bare "Error"; a photo is small enough to upload instead. The
+    hook wraps this one instance (a gr.Image subclass would make Gradio write an app.pyi stub beside app.py).
+    """
+    move_to_cache = photo.async_move_resource_to_block_cache
+
+    async def move_uploads_only(url_or_file_path: str | Path | None) -> str | None:
+        if str(url_or_file_path).lower().startswith(("http://", "https://")):
+            raise gr.Error(PHOTO_LINK_REFUSED, print_exception=False)
+        return await move_to_cache(url_or_file_path)
+
+    photo.async_move_resource_to_block_cache = move_uploads_only
+    return photo
 
 
 
@@ -127,8 +167,7 @@ class TourStep:
 
 
 # photo → predict → stages → where it looks → what pooling does → ablation → architecture. A step whose
-# tab id is not on the page only explains. Hook for the "Where it looks" view: give its tab
-# id="where-it-looks" and the tour opens it.
+# tab id is not on the page only explains.
 TOUR = [
     TourStep(
         "Photo",
@@ -234,6 +273,17 @@ def ablate_outputs(ablation: explorer.Ablation) -> list[Any]:
     ]
 
 
+def explain_outputs(explanation: explorer.Explanation) -> list[Any]:
+    outputs: list[Any] = [explanation.top5]
+    for number, cam in zip(explorer.ALL_STAGES, explanation.trained.maps):
+        outputs += [views.cam_picture(explanation.photo, cam), views.cam_caption(number, cam, explanation.target_name)]
+    return outputs + [
+        views.cam_comparison_picture(explanation),
+        views.cam_comparison_summary(explanation),
+        explanation.status,
+    ]
+
+
 def compare_outputs(rows: list[explorer.Comparison]) -> list[Any]:
     points = views.comparison_plot(rows)
     plot = gr.ScatterPlot(points, x_lim=[0, views.latency_axis_end(points)])  # room right of the slowest point
@@ -246,7 +296,7 @@ def compare_outputs(rows: list[explorer.Comparison]) -> list[Any]:
 @friendly_errors
 def run_predict(
     photo: dict[str, Any] | None,
-    model: str,
+    model: str | None = None,
     colour_scale: str = views.DEFAULT_COLOUR_SCALE,
     progress: gr.Progress = gr.Progress(),
 ) -> list[Any]:
@@ -263,17 +313,19 @@ def redraw_stages(prediction: explorer.Prediction | None, colour_scale: str) -> 
 
 
 @friendly_errors
-def run_filter(photo: dict[str, Any] | None, model: str, progress: gr.Progress = gr.Progress()) -> list[Any]:
+def run_filter(
+    photo: dict[str, Any] | None, model: str | None = None, progress: gr.Progress = gr.Progress()
+) -> list[Any]:
     return filter_outputs(explorer.filter_photo(uploaded_photo(photo), model, reporter(progress)))
 
 
 @friendly_errors
 def run_token(
     photo: dict[str, Any] | None,
-    model: str,
-    stage: int,
-    row: int,
-    column: int,
+    model: str | None = None,
+    stage: int = 1,
+    row: int = 0,
+    column: int = 0,
     progress: gr.Progress = gr.Progress(),
 ) -> list[Any]:
     return token_outputs(explorer.inspect_token(uploaded_photo(photo), model, stage, row, column, reporter(progress)))
@@ -314,7 +366,7 @@ def forget_prediction() -> None:
 @friendly_errors
 def run_ablate(
     photo: dict[str, Any] | None,
-    model: str,
+    model: str | None = None,
     stages: list[int] | None = None,
     pool_size_stage_1: int = explorer.TRAINED_POOL_SIZE,
     pool_size_stage_2: int = explorer.TRAINED_POOL_SIZE,
@@ -333,8 +385,34 @@ def lock_pool_sizes(stages: list[int] | None) -> list[gr.Radio]:
 
 
 @friendly_errors
-def run_architecture(photo: dict[str, Any] | None, model: str, progress: gr.Progress = gr.Progress()) -> str:
+def run_architecture(
+    photo: dict[str, Any] | None, model: str | None = None, progress: gr.Progress = gr.Progress()
+) -> str:
     return architecture_svg(explorer.trace(uploaded_photo(photo), model, reporter(progress)))
+
+
+@friendly_errors
+def run_explain(
+    photo: dict[str, Any] | None,
+    model: str | None = None,
+    target: str | None = explorer.TOP1,
+    stages: list[int] | None = None,
+    progress: gr.Progress = gr.Progress(),
+) -> list[Any]:
+    explanation = explorer.explain(uploaded_photo(photo), model, target, stages or [], reporter(progress))
+    return explain_outputs(explanation)
+
+
+def target_menu(top5: dict[str, float] | None, target: str) -> gr.Dropdown:
+    """After a run, offer the photo's top-5 as the classes to explain, keeping the current pick."""
+    names = list(top5 or {})
+    value = target if target in names else explorer.TOP1
+    return gr.Dropdown(choices=[TOP1_CHOICE, *[(name, name) for name in names]], value=value)
+
+
+def reset_target() -> gr.Dropdown:
+    """A new photo or model has its own top-5: go back to explaining the top-1 class."""
+    return gr.Dropdown(choices=[TOP1_CHOICE], value=explorer.TOP1)
 
 
 @friendly_errors
@@ -342,7 +420,7 @@ def run_compare(photo: dict[str, Any] | None, progress: gr.Progress = gr.Progres
     return compare_outputs(explorer.compare(uploaded_photo(photo), reporter(progress)))
 
 
-def select_model(model: str, progress: gr.Progress = gr.Progress()) -> tuple[str, str, gr.Label]:
+def select_model(model: str | None, progress: gr.Progress = gr.Progress()) -> tuple[str, str, gr.Label]:
     """Describe the picked model and load it; unavailable weights warn but leave the app usable.
 
     The ablation's third label (identity mixer trained from scratch) shows only for models that have such a twin.
@@ -351,9 +429,26 @@ def select_model(model: str, progress: gr.Progress = gr.Progress()) -> tuple[str
     scratch_label = gr.Label(visible=explorer.scratch_twin(choice) is not None)
     try:
         return explorer.describe(choice), explorer.load(model, reporter(progress)), scratch_label
-    except WeightsError as error:
+    except (WeightsError, explorer.ExplorerError) as error:
         gr.Warning(str(error))
         return explorer.describe(choice), f"**Not loaded:** {error}", scratch_label
+
+
+def picker_choices() -> list[tuple[str, str]]:
+    return [(explorer.choice_label(choice), choice.value) for choice in explorer.model_choices()]
+
+
+def open_page() -> tuple[gr.Dropdown, gr.Timer]:
+    """Each page load asks afresh for the default (official S12 once it has downloaded) and, while the
+    start-up download runs, polls its progress into the status line."""
+    picker = gr.Dropdown(choices=picker_choices(), value=explorer.default_choice())
+    return picker, gr.Timer(active=explorer.DOWNLOADS.background_running())
+
+
+def download_progress(model: str | None) -> tuple[Any, gr.Timer]:
+    """Timer tick: refresh the status line of the loaded model with the download's progress, until it is done."""
+    status = explorer.loaded_status(model)
+    return (gr.skip() if status is None else status), gr.Timer(active=explorer.DOWNLOADS.background_running())
 
 
 def warm_up(model: str) -> None:
@@ -415,6 +510,24 @@ def token_inspector() -> tuple[list[gr.components.Component], gr.Button, list[gr
     return [stage, row, column], button, [picture, summary]
 
 
+def cam_columns() -> list[gr.components.Component]:
+    """Per stage, side by side: the Grad-CAM map over the crop, and a caption saying how to read it."""
+    components: list[gr.components.Component] = []
+    with gr.Row(equal_height=False):
+        for number in explorer.ALL_STAGES:
+            with gr.Column(min_width=160):
+                picture = gr.Image(
+                    label=f"Grad-CAM, stage {number}",
+                    format="jpeg",
+                    show_label=False,
+                    buttons=[],
+                    elem_id=f"cam-{number}",
+                )
+                caption = gr.Markdown(elem_classes="cam-caption")
+            components += [picture, caption]
+    return components
+
+
 @dataclass
 class Tour:
     """The tour's components, built above the tabs and wired to them once the tabs exist."""
@@ -474,26 +587,31 @@ def wire_tour(tour: Tour, tabs: gr.Tabs, tab_ids: set[str]) -> None:
 
 
 def build_app() -> gr.Blocks:
-    choices = [(explorer.choice_label(choice), choice.value) for choice in explorer.model_choices()]
     default = explorer.default_choice()
-    with gr.Blocks(title="PoolFormer Explorer") as app:
+    with gr.Blocks(title="PoolFormer Explorer", delete_cache=TEMP_FILE_SWEEP) as app:
         gr.Markdown(INTRO)
         guide = tour_layout()
         with gr.Row():
             with gr.Column(scale=2, min_width=340):
-                photo = gr.Image(
-                    label="Photo",
-                    type="filepath",
-                    sources=["upload", "clipboard", "webcam"],
-                    height=300,
-                    elem_id="photo",
+                photo = refusing_links(
+                    gr.Image(
+                        label="Photo",
+                        type="filepath",
+                        sources=["upload", "clipboard", "webcam"],
+                        height=300,
+                        elem_id="photo",
+                    )
                 )
                 gr.Examples(EXAMPLES, inputs=[photo], label="Example photos (public domain / CC0)", elem_id="examples")
-                model = gr.Dropdown(choices, value=default, label="Model", elem_id="model")
+                # No value here: the page load fills in the current default, and an API call that leaves
+                # the model out sends None, which the explorer reads as the default at that moment.
+                model = gr.Dropdown(picker_choices(), value=None, label="Model", elem_id="model")
                 card = gr.Markdown(explorer.describe(explorer.find_choice(default)))
                 status = gr.Markdown("Weights load on first use…", elem_id="status")
+                download_timer = gr.Timer(DOWNLOAD_POLL_S, active=False)
             with gr.Column(scale=5):
-                with gr.Tabs(elem_id="tabs") as tabs:
+                # Seven tabs outgrow a laptop-wide column: wrap them onto a second row rather than hide some in a menu.
+                with gr.Tabs(overflow_behavior="wrap", elem_id="tabs") as tabs:
                     with gr.Tab("Predict", id="predict"):
                         predict_button = gr.Button("Predict", variant="primary", elem_id="predict-button")
                         top5 = gr.Label(num_top_classes=5, label="Top-5 classes", elem_id="top5")
@@ -513,6 +631,33 @@ def build_app() -> gr.Blocks:
                         )
                         stage_outputs, token_details = stage_rows()
                         prediction = gr.State(None)
+                    with gr.Tab("Where it looks", id="where-it-looks"):
+                        gr.Markdown(EXPLAIN_INTRO)
+                        with gr.Row():
+                            target = gr.Dropdown(
+                                [TOP1_CHOICE],
+                                value=explorer.TOP1,
+                                label="Class to explain (one of the photo's top-5)",
+                                allow_custom_value=True,  # our own check answers a wrong name in one line
+                                elem_id="target",
+                            )
+                            explain_stages = gr.CheckboxGroup(
+                                STAGE_CHOICES,
+                                value=list(explorer.ALL_STAGES),
+                                label="Compare with identity instead of pooling in",
+                            )
+                        explain_button = gr.Button("Show where it looks", variant="primary", elem_id="explain-button")
+                        explain_top5 = gr.Label(num_top_classes=5, label="Top-5 classes", elem_id="explain-top5")
+                        cam_outputs = cam_columns()
+                        gr.Markdown("**When tokens stop mixing**: the same maps, stage 1 to 4, for each model.")
+                        cam_comparison = gr.Image(
+                            label="Grad-CAM per stage and model",
+                            show_label=False,
+                            buttons=[],
+                            format="jpeg",
+                            elem_id="cam-comparison",
+                        )
+                        cam_summary = gr.Markdown(elem_id="cam-summary")
                     with gr.Tab("What pooling does", id="what-pooling-does"):
                         gr.Markdown(MIXER_INTRO)
                         filter_button = gr.Button("Filter the photo", variant="primary", elem_id="filter-button")
@@ -690,6 +835,14 @@ def build_app() -> gr.Blocks:
             api_name="ablate",
             preprocess=False,
         )
+        explain_button.click(
+            run_explain,
+            [photo, model, target, explain_stages],
+            [explain_top5, *cam_outputs, cam_comparison, cam_summary, status],
+            api_name="explain",
+            preprocess=False,
+        ).success(target_menu, [explain_top5, target], [target], api_visibility="private")
+        gr.on([photo.change, model.change], reset_target, None, [target], api_visibility="private", queue=False)
         compare_button.click(run_compare, [photo], [table, maps, plot], api_name="compare", preprocess=False)
         stages.change(lock_pool_sizes, [stages], pool_sizes, queue=False, api_visibility="private")
         gr.on(
@@ -704,13 +857,60 @@ def build_app() -> gr.Blocks:
         wire_tour(guide, tabs, {tab.id for tab in tabs.children if isinstance(tab, gr.Tab)})
         app.load(lambda seen: gr.Accordion(open=not seen), [guide.seen], [guide.panel], queue=False, api_visibility="private")
         model.change(select_model, [model], [card, status, scratch_top5], api_visibility="private")
-        app.load(select_model, [model], [card, status, scratch_top5], api_visibility="private")
+        # Cheap page events bypass the queue, so a full queue never leaves a page without its picker or progress.
+        app.load(open_page, None, [model, download_timer], api_visibility="private", queue=False)  # then .change
+        download_timer.tick(
+            download_progress,
+            [model],
+            [status, download_timer],
+            api_visibility="private",
+            show_progress="hidden",
+            queue=False,
+        )
     return app
 
 
+# --- serving in public: each number is explained in the README's "Deploying as a Space" ---------------
+
+# Uploads above this are refused by the server itself with HTTP 413. A 12-MP phone JPEG is 3–8 MB, so
+# 20 MB admits any real photo while bounding what a burst of uploads costs in memory and temp space.
+MAX_UPLOAD_SIZE = os.environ.get("POOLFORMER_MAX_UPLOAD", "20mb")
+# Model runs at once, over all API endpoints together (they share one concurrency group). On CPU one forward
+# pass already uses every core, so more runs in parallel only share the same cores; the second keeps one slow
+# call (compare over every model, a Hub download being waited for) from holding up everybody behind it.
+# The picker's model loading keeps its own slots, and page loads and progress ticks bypass the queue.
+MODEL_RUNS_AT_ONCE = 2
+# Calls waiting at once, over all events; the next one is told the queue is full and to try again. 48 visitors
+# mixing every endpoint were served at about 3 calls/s on a shared 2-core CPU: a full queue drains in 10–15 s.
+QUEUE_SIZE = 32
+# Every hour, delete uploads and outputs older than an hour: nobody needs them once the page has shown them.
+# POOLFORMER_TEMP_FILE_SWEEP="FREQUENCY,AGE" (seconds) changes it.
+TEMP_FILE_SWEEP = tuple(int(part) for part in os.environ.get("POOLFORMER_TEMP_FILE_SWEEP", "3600,3600").split(","))
+
+
+def never_served() -> list[str]:
+    """The Hugging Face cache (with any token beside it) and the repository. Gradio serves only its own
+    temp files anyway; blocking these holds even if GRADIO_TEMP_DIR or allowed_paths are set carelessly."""
+    return [*hub.cache_dirs(), str(Path(__file__).resolve().parent)]
+
+
 def main() -> None:
+    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("poolformer").setLevel(logging.INFO)  # download progress and failures go to the log
     app = build_app()
-    app.launch(theme=THEME, css=CSS, prevent_thread_lock=True)
+    for event in app.fns.values():  # every API endpoint, present and future, in one pool of model runs
+        if event.api_visibility == "public":
+            event.concurrency_id = "model runs"
+    app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=MODEL_RUNS_AT_ONCE)
+    app.launch(
+        theme=THEME,
+        css=CSS,
+        max_file_size=MAX_UPLOAD_SIZE,
+        enable_monitoring=False,  # /monitoring/summary would otherwise be open to anyone
+        blocked_paths=never_served(),
+        prevent_thread_lock=True,
+    )
+    explorer.fetch_official_default()  # online with S12 not cached: it downloads while the bundled model serves
     threading.Thread(target=warm_up, args=(explorer.default_choice(),), daemon=True).start()
     app.block_thread()
 

@@ -15,19 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from huggingface_hub import constants as hub_constants
-from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
-from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError
 from safetensors import SafetensorError, safe_open
 
+from poolformer import hub
+from poolformer.hub import WEIGHT_FILES as HUB_WEIGHT_FILES
 from poolformer.labels import imagenet_class_names
 from poolformer.model import NUM_STAGES, VARIANTS, PoolFormer, Variant
 
 DEFAULT_VARIANT = "s12"
 IMAGENET_CLASSES = 1000
-# The Hub repos hold transformers-format weights; s24 and s36 publish only the .bin.
-HUB_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-HUB_PROBE_TIMEOUT_S = 5.0
 # Training scripts often save {"state_dict": ...} or {"model": ...} around the tensors, and
 # DataParallel / torch.compile prefix every key with "module." / "_orig_mod.".
 WRAPPER_KEYS = ("state_dict", "model")
@@ -251,67 +247,30 @@ def _read_json(path: Path) -> dict:
 # --- the Hugging Face Hub ------------------------------------------------------------------------
 
 
-def hub_weights_cached(variant: str) -> bool:
-    """Are the official weights of `variant` already in the local HF cache? Never touches the network."""
-    return _cached_hub_files(variant_named(variant).hub_repo) is not None
-
-
-def _cached_hub_files(repo: str) -> tuple[Path, Path] | None:
-    """(config.json, weights file) from the local cache, or None when either is missing."""
-    config = try_to_load_from_cache(repo, "config.json")
-    for name in HUB_WEIGHT_FILES:
-        weights = try_to_load_from_cache(repo, name)
-        if isinstance(config, str) and isinstance(weights, str):
-            return Path(config), Path(weights)
-    return None
-
-
 def _load_hub(variant: Variant) -> Checkpoint:
-    """Official weights from the cache if they are there, otherwise downloaded (with progress bars)."""
-    repo = variant.hub_repo
-    files = _cached_hub_files(repo)
+    """Official weights from the cache if they are there, otherwise downloaded (with progress bars).
+
+    A cached file that can't be read names itself and the fix, rather than a bare parsing error.
+    """
+    files = hub.cached_files(variant)
     how = "local HF cache"
     if files is None:
-        files = _download_hub_files(variant)
+        try:
+            files = hub.download(variant)
+        except hub.HubError as error:
+            raise WeightsError(str(error)) from None
         how = "downloaded from the Hub"
     config, weights = files
-    return load_checkpoint(weights, source=f"official ImageNet-1k weights, {repo} ({how})", config_path=config)
-
-
-def _download_hub_files(variant: Variant) -> tuple[Path, Path]:
-    repo = variant.hub_repo
-    weights_name = _pick_remote_weights_file(variant)
     try:
-        return Path(hf_hub_download(repo, "config.json")), Path(hf_hub_download(repo, weights_name))
-    except Exception as error:  # a download can fail in many ways (network, disk, permissions)
-        raise WeightsError(_hub_help(variant, f"downloading {repo} failed: {_first_line(error)}")) from None
-
-
-def _pick_remote_weights_file(variant: Variant) -> str:
-    """One quick HEAD request, no retries: it picks the file and fails fast when the Hub is unreachable.
-
-    (huggingface_hub itself retries with back-off for ~20 s before giving up.)
-    """
-    if hub_constants.HF_HUB_OFFLINE:
-        raise WeightsError(_hub_help(variant, "HF_HUB_OFFLINE is set"))
-    preferred, fallback = HUB_WEIGHT_FILES
+        _read_json(config)
+    except WeightsError as error:
+        raise WeightsError(hub.damaged(variant, config, str(error))) from None
     try:
-        get_hf_file_metadata(hf_hub_url(variant.hub_repo, preferred), timeout=HUB_PROBE_TIMEOUT_S)
-        return preferred
-    except EntryNotFoundError:
-        return fallback
-    except HfHubHTTPError as error:
-        raise WeightsError(_hub_help(variant, f"the Hub answered: {_first_line(error)}")) from None
-    except Exception as error:  # connection errors come from the HTTP client huggingface_hub bundles
-        raise WeightsError(_hub_help(variant, f"the Hub can't be reached: {_first_line(error)}")) from None
-
-
-def _hub_help(variant: Variant, reason: str) -> str:
-    return (
-        f"the official {variant.name} weights ({variant.hub_repo}) are not in the local Hugging Face cache "
-        f"and {reason}; run once with network access, or `hf download {variant.hub_repo}`, "
-        "or pass --weights PATH to a local checkpoint"
-    )
+        return load_checkpoint(
+            weights, source=f"official ImageNet-1k weights, {variant.hub_repo} ({how})", config_path=config
+        )
+    except WeightsError as error:
+        raise WeightsError(hub.damaged(variant, weights, str(error))) from None
 
 
 # --- building the model --------------------------------------------------------------------------

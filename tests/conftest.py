@@ -24,6 +24,21 @@ REPO = Path(__file__).resolve().parent.parent
 BUNDLED_DIR = REPO / "assets" / "checkpoints"
 BUNDLED_MODEL = "s12-imagenette"  # the API value of assets/checkpoints/poolformer_s12_imagenette.safetensors
 SERVER_START_TIMEOUT_S = 60
+SERVER_PIDS: dict[str, int] = {}  # URL -> process id of its `python app.py`, for tests that watch its memory
+
+
+@pytest.fixture(scope="session")
+def val_dir() -> Path:
+    """The Imagenette val split: ../shared/datasets beside the repository, or $IMAGENETTE_DIR.
+
+    Its photos are ImageNet's, so they are read from there and never copied into the repo.
+    """
+    directory = Path(os.environ.get("IMAGENETTE_DIR", REPO.parent / "shared" / "datasets" / "imagenette2-224")) / "val"
+    if not directory.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must provide the Imagenette val split at {directory}")
+        pytest.skip(f"Imagenette val split not found at {directory}; set IMAGENETTE_DIR")
+    return directory
 
 
 @pytest.fixture(scope="session")
@@ -67,24 +82,29 @@ def offline_app_env(checkpoints: Path, scratch: Path, port: int, hf_cache: Path 
 
 
 @contextmanager
-def running_app(checkpoints: Path, scratch: Path, hf_cache: Path | None = None) -> Iterator[str]:
-    """`python app.py` in a subprocess on a free port, offline; yields its URL once it serves."""
+def running_app(
+    checkpoints: Path, scratch: Path, hf_cache: Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """`python app.py` in a subprocess on a free port, offline unless `env` says otherwise; yields its URL
+    once it serves. Its output goes to scratch/app.log."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     with (scratch / "app.log").open("w") as log:
         server = subprocess.Popen(
             [sys.executable, "app.py"],
             cwd=REPO,
-            env=offline_app_env(checkpoints, scratch, port, hf_cache),
+            env={**offline_app_env(checkpoints, scratch, port, hf_cache), **(env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        SERVER_PIDS[url] = server.pid
         try:
             wait_until_serving(url, server, SERVER_START_TIMEOUT_S)
             yield url
         finally:
             server.terminate()
             server.wait(timeout=20)
+            SERVER_PIDS.pop(url, None)
 
 
 @pytest.fixture(scope="session")

@@ -19,17 +19,20 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 from reference import fake_hub_snapshot, reference_model
 
+from poolformer import grad_cam
 from poolformer.explorer import ModelCache, bundled_choice
 from poolformer.preprocess import load_image, preprocess
 from poolformer.weights import create_model
 from visualize import views
 from visualize.charts import CHART_SIZE
 from visualize.maps import GRID_SIZE, PANEL_GAP, PHOTO_SIZE, TITLE_HEIGHT
+from visualize.views import CAM_TILE
 
 CAT = REPO / "assets" / "examples" / "cat.jpg"
 STAGE_PICTURE_SIZE = (2 * PHOTO_SIZE + GRID_SIZE[0] + 2 * PANEL_GAP, TITLE_HEIGHT + PHOTO_SIZE)
 STAGE_SHAPES = ["64 × 56 × 56", "128 × 28 × 28", "320 × 14 × 14", "512 × 7 × 7"]
 UNAVAILABLE_ERROR_WITHIN_S = 10
+CAM_ROW_SIZE = (4 * CAM_TILE + 3 * PANEL_GAP, 2 * TITLE_HEIGHT + CAM_TILE)  # one model's four stage maps, headed
 
 
 @pytest.fixture(scope="module")
@@ -234,6 +237,111 @@ def test_corrupt_upload_gives_one_line_error(client: Client, tmp_path: Path, con
     assert len(client.predict(handle_file(CAT), api_name="/predict")[0]["confidences"]) == 5  # still serving
 
 
+def assert_cam_comparison(path: str, models: int) -> None:
+    """One row of four stage maps per model; a long row heading may widen the picture."""
+    with Image.open(path) as image:
+        image.load()
+        assert image.height == models * CAM_ROW_SIZE[1] + (models - 1) * PANEL_GAP
+        assert CAM_ROW_SIZE[0] <= image.width <= CAM_ROW_SIZE[0] + PHOTO_SIZE
+
+
+def summary_rows(summary: str) -> dict[str, list[str]]:
+    """The /explain summary table as {model: [P(target), similarity per stage...]}."""
+    rows = [line.strip("| ").split(" | ") for line in summary.splitlines() if line.startswith("| ") and "%" in line]
+    return {cells[0]: cells[1:] for cells in rows}
+
+
+def table_percent(probability: float) -> str:
+    """How the /explain summary table writes a probability."""
+    return f"{probability * 100:.1f} %"
+
+
+def reference_target_probability(model: torch.nn.Module, photo: Path, target: int) -> float:
+    with torch.inference_mode():
+        return float(model(preprocess(load_image(photo), 0.9))[0].softmax(-1)[target])
+
+
+def bundled_name(checkpoint: str) -> str:
+    return bundled_choice(BUNDLED_DIR / checkpoint).name
+
+
+POOLING_NAME = bundled_name("poolformer_s12_imagenette.safetensors")
+IDENTITY_NAME = bundled_name("identityformer_s12_imagenette.safetensors")
+
+
+@pytest.fixture(scope="module")
+def default_explanation(client: Client) -> list:
+    """/explain with only the photo: the default (bundled) model, explaining its top-1 class."""
+    return client.predict(handle_file(CAT), api_name="/explain")
+
+
+def test_explain_with_only_the_photo_explains_the_top1(
+    default_explanation: list, bundled_model: torch.nn.Module
+) -> None:
+    label, stage_outputs, summary, status = default_explanation[0], default_explanation[1:9], *default_explanation[10:]
+    expected = reference_top5(bundled_model, CAT)
+    assert_top5(label, expected)
+    top1 = expected[0][0]
+    pictures, captions = stage_outputs[0::2], stage_outputs[1::2]
+    for number, (picture, caption, size) in enumerate(zip(pictures, captions, (56, 28, 14, 7), strict=True), 1):
+        assert_image(picture, (PHOTO_SIZE, PHOTO_SIZE))
+        assert f"**Stage {number}** · {size} × {size} cells" in caption and f"**{top1}**" in caption
+    assert f"probability for **{top1}**" in summary
+    as_trained = summary_rows(summary)[f"{POOLING_NAME}, as trained"]
+    assert as_trained[0] == table_percent(expected[0][1])
+    assert as_trained[1:] == ["1.00"] * 4  # the model's own maps, compared with themselves
+    assert "poolformer_s12_imagenette.safetensors" in status
+
+
+def test_explain_shows_the_identity_twins_maps(
+    default_explanation: list, checkpoint_dir: Path, bundled_model: torch.nn.Module
+) -> None:
+    """The bundled pooling model has both comparisons: identity swapped in, and identity trained from scratch."""
+    comparison, summary = default_explanation[9], default_explanation[10]
+    assert_cam_comparison(comparison, models=3)
+    rows = summary_rows(summary)
+    assert len(rows) == 3
+    twin = create_model("s12", weights=checkpoint_dir / "identityformer_s12_imagenette.safetensors")
+    top1 = reference_top5(bundled_model, CAT)[0][0]
+    target = bundled_model.class_names.index(top1)
+    scratch = rows[f"{IDENTITY_NAME}, trained from scratch"]
+    assert scratch[0] == table_percent(reference_target_probability(twin, CAT, target))
+    pixels = preprocess(load_image(CAT), 0.9)
+    pairs = zip(grad_cam(bundled_model, pixels, target), grad_cam(twin, pixels, target), strict=True)
+    cosines = [float(torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0)) for a, b in pairs]
+    assert scratch[1:] == [f"{value:.2f}" for value in cosines]
+    swapped = rows["identity swapped into stage(s) 1, 2, 3, 4, same weights"]
+    ablated = bundled_model.with_token_mixers("identity")
+    assert swapped[0] == table_percent(reference_target_probability(ablated, CAT, target))
+
+
+def test_explain_a_named_class_from_the_top5(client: Client, bundled_model: torch.nn.Module) -> None:
+    expected = reference_top5(bundled_model, CAT)
+    name, probability = expected[2]
+    outputs = client.predict(handle_file(CAT), BUNDLED_MODEL, name, [4], api_name="/explain")
+    assert_top5(outputs[0], expected)  # the top-5 stays the photo's, whatever class is explained
+    assert all(f"**{name}**" in caption for caption in outputs[2:9:2])
+    rows = summary_rows(outputs[10])
+    assert rows[f"{POOLING_NAME}, as trained"][0] == table_percent(probability)
+    assert "identity swapped into stage(s) 4, same weights" in rows
+
+
+def test_explain_an_identity_model_has_nothing_to_switch_off(client: Client, checkpoint_dir: Path) -> None:
+    identity = bundled_choice(checkpoint_dir / "identityformer_s12_imagenette.safetensors")
+    outputs = client.predict(handle_file(CAT), identity.value, api_name="/explain")
+    assert len(outputs[0]["confidences"]) == 5
+    assert outputs[9] is None and "already mixes tokens by identity" in outputs[10]
+    assert "identityformer_s12_imagenette.safetensors" in outputs[11]
+
+
+def test_explain_an_unknown_class_gives_one_line_error(client: Client) -> None:
+    with pytest.raises(AppError) as error:
+        client.predict(handle_file(CAT), BUNDLED_MODEL, "zebra", api_name="/explain")
+    message = str(error.value)
+    assert "'zebra' is not in this photo's top-5" in message and "\n" not in message
+    assert len(client.predict(handle_file(CAT), api_name="/predict")[0]["confidences"]) == 5  # still serving
+
+
 def test_model_cache_keeps_the_most_recently_used_models(checkpoint_dir: Path) -> None:
     pooling = bundled_choice(checkpoint_dir / "poolformer_s12_imagenette.safetensors")
     identity = bundled_choice(checkpoint_dir / "identityformer_s12_imagenette.safetensors")
@@ -263,3 +371,11 @@ def test_cached_official_s12_becomes_the_default_and_serves_every_endpoint(tmp_p
         assert_top5(ablated[0], expected)
         compared = client.predict(handle_file(CAT), api_name="/compare")
         assert "PoolFormer-S12" in [row[0] for row in compared[0]["data"]]
+        explained = client.predict(handle_file(CAT), api_name="/explain")  # default model, its top-1 class
+        assert_top5(explained[0], expected)
+        assert f"**{expected[0][0]}**" in explained[8]  # the stage-4 caption names the explained class
+        assert_cam_comparison(explained[9], models=2)  # as trained and identity swapped in; no scratch twin
+        assert list(summary_rows(explained[10])) == [
+            "PoolFormer-S12, as trained",
+            "identity swapped into stage(s) 1, 2, 3, 4, same weights",
+        ]

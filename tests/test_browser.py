@@ -98,6 +98,29 @@ def test_predict_shows_top5_and_four_stage_maps(page: Page) -> None:
     screenshot(page, "tab-predict")
 
 
+def test_where_it_looks_shows_four_maps_and_explains_a_chosen_class(page: Page) -> None:
+    upload(page, CAT)
+    page.get_by_role("tab", name="Where it looks").click()
+    page.locator("#explain-button").click()
+    expect_top5(page.locator("#explain-top5"))
+    for stage in range(1, 5):
+        expect_picture_shown(page.locator(f"#cam-{stage}"))
+    expect_picture_shown(page.locator("#cam-comparison"))
+    expect(page.locator("#cam-summary")).to_contain_text("trained from scratch", timeout=OUTPUT_TIMEOUT_MS)
+    screenshot(page, "tab-where-it-looks")
+
+    # After a run the class menu offers the photo's top-5; explaining the third one relabels every stage.
+    page.locator("#target input").click()
+    options = page.get_by_role("option")
+    expect(options).to_have_count(6)  # "the top-1 class", then the five classes best first
+    third = options.nth(3).inner_text().strip()
+    options.nth(3).click()
+    page.locator("#explain-button").click()
+    expect(page.locator("#cam-summary")).to_contain_text(f"probability for {third}", timeout=OUTPUT_TIMEOUT_MS)
+    expect(page.get_by_text(f"the score of {third}")).to_have_count(4)
+    screenshot(page, "tab-where-it-looks-third-class")
+
+
 def click_picture(picture: Locator, x: float, y: float) -> None:
     """Click a shown picture at (x, y) in the picture's own pixels; the browser draws it scaled to fit."""
     image = picture.locator("img")

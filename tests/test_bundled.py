@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,16 +27,6 @@ CHECKPOINTS = {
 }
 NAMES = [name for _, name in IMAGENETTE.values()]
 PER_CLASS = 20  # 200 images: the subset's accuracy has a standard error of about 2 points
-
-
-@pytest.fixture(scope="module")
-def val_dir() -> Path:
-    directory = Path(os.environ.get("IMAGENETTE_DIR", REPO.parent / "shared" / "datasets" / "imagenette2-224")) / "val"
-    if not directory.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must provide the Imagenette val split at {directory}")
-        pytest.skip(f"Imagenette val split not found at {directory}; set IMAGENETTE_DIR")
-    return directory
 
 
 @pytest.fixture(scope="module")

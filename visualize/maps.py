@@ -96,11 +96,18 @@ def channel_grid(
 
 
 @cache
-def title_font() -> ImageFont.FreeTypeFont:
+def title_font(bold: bool = False) -> ImageFont.FreeTypeFont:
     """DejaVu Sans from matplotlib's data (it has ‖ and −, unlike Pillow's built-in font)."""
     import matplotlib
 
-    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), TITLE_SIZE)
+    name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
+    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name), TITLE_SIZE)
+
+
+def draw_title(draw: ImageDraw.ImageDraw, corner: tuple[int, int], title: str, bold: bool = False) -> None:
+    """One line of title text in the TITLE_HEIGHT band whose top-left corner is `corner`."""
+    left, top = corner
+    draw.text((left + 2, top + TITLE_HEIGHT // 2), title, fill=TITLE_COLOUR, font=title_font(bold), anchor="lm")
 
 
 def titled_row(panels: Sequence[tuple[str, Image.Image]]) -> Image.Image:
@@ -115,9 +122,24 @@ def titled_row(panels: Sequence[tuple[str, Image.Image]]) -> Image.Image:
     row = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(row)
     for left, (title, panel) in zip(lefts, panels):
-        draw.text((left + 2, TITLE_HEIGHT // 2), title, fill=TITLE_COLOUR, font=title_font(), anchor="lm")
+        draw_title(draw, (left, 0), title)
         row.paste(panel, (left, TITLE_HEIGHT))
     return row
+
+
+def titled_column(rows: Sequence[tuple[str, Image.Image]]) -> Image.Image:
+    """Pictures stacked top to bottom, each under its own bold heading line: rows to compare at a glance."""
+    heading_widths = [round(title_font(bold=True).getlength(title)) + 4 for title, _ in rows]
+    width = max(*heading_widths, *(picture.width for _, picture in rows))
+    height = sum(TITLE_HEIGHT + picture.height for _, picture in rows) + PANEL_GAP * (len(rows) - 1)
+    column = Image.new("RGB", (width, height), BACKGROUND)
+    draw = ImageDraw.Draw(column)
+    top = 0
+    for title, picture in rows:
+        draw_title(draw, (0, top), title, bold=True)
+        column.paste(picture, (0, top + TITLE_HEIGHT))
+        top += TITLE_HEIGHT + picture.height + PANEL_GAP
+    return column
 
 
 def panel_lefts(widths: Sequence[int]) -> list[int]:

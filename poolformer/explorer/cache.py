@@ -6,9 +6,12 @@ import os
 import threading
 from collections import OrderedDict
 
+import torch
+
 from poolformer.compiled import compile_in_background, compiling_pays_off
 from poolformer.explorer.catalogue import ModelChoice, find_choice
 from poolformer.explorer.common import DEVICE, LoadReporter
+from poolformer.explorer.downloads import DOWNLOADS
 from poolformer.model import PoolFormer
 from poolformer.weights import create_model
 
@@ -17,7 +20,8 @@ class ModelCache:
     """Bounded least-recently-used cache of eval-mode models, shared read-only by all requests.
 
     Each model has its own loading lock, so two visitors asking for the same model load it once,
-    while a slow load (a Hub download) never blocks visitors of models already in the cache.
+    while a slow load never blocks visitors of models already in the cache. Official weights that are
+    not on disk yet are fetched by DOWNLOADS, waited for outside any lock and for a bounded time.
     Models are stored as their folded inference twins; on CUDA a compiled twin (poolformer/compiled.py)
     replaces one once it has been built in the background, so compiling never delays an answer.
     """
@@ -32,16 +36,26 @@ class ModelCache:
         model, loading = self._cached(choice.value)
         if model is not None:
             return model
+        if not choice.bundled:
+            DOWNLOADS.fetch(choice.variant, report)
         with loading:
             model, _ = self._cached(choice.value)  # another request may have loaded it meanwhile
             if model is None:
                 if report is not None:
                     report(f"Loading {choice.name} weights…")
-                model = create_model(choice.variant.name, weights=choice.weights, device=DEVICE).for_inference()
+                # Views call this under inference_mode; weights made there could never enter the
+                # autograd graph that Grad-CAM needs, so they are always created outside it.
+                with torch.inference_mode(False):
+                    model = create_model(choice.variant.name, weights=choice.weights, device=DEVICE).for_inference()
                 self._store(choice.value, model)
                 if compiling_pays_off(DEVICE):
                     compile_in_background(model, lambda twin: self._replace(choice.value, model, twin), choice.name)
             return model
+
+    def peek(self, value: str) -> PoolFormer | None:
+        """The model if it is loaded, without loading it or changing its place in the LRU order."""
+        with self._lock:
+            return self._models.get(value)
 
     def _cached(self, value: str) -> tuple[PoolFormer | None, threading.Lock]:
         """The cached model (marked most recently used) or None, and the model's loading lock."""
@@ -66,9 +80,17 @@ class ModelCache:
 MODELS = ModelCache(capacity=int(os.environ.get("POOLFORMER_MODEL_CACHE_SIZE", "3")))
 
 
-def status_line(model: PoolFormer) -> str:
-    """Which weights are loaded, on which device: shown under the picker at all times."""
-    return f"**Loaded:** {model.weights_source} · **device:** {DEVICE.type}"
+def status_line(model: PoolFormer, *, landed: bool = False) -> str:
+    """Which weights are loaded, on which device, and how the default model's download is going."""
+    line = f"**Loaded:** {model.weights_source} · **device:** {DEVICE.type}"
+    note = DOWNLOADS.note(landed=landed)
+    return f"{line}  \n{note}" if note else line
+
+
+def loaded_status(value: str | None) -> str | None:
+    """The status line of a model already loaded (None if it is not), with the download's latest news."""
+    model = MODELS.peek(find_choice(value).value)
+    return status_line(model, landed=True) if model is not None else None
 
 
 def load(value: str, report: LoadReporter | None = None) -> str:

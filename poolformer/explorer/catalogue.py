@@ -12,11 +12,14 @@ from pathlib import Path
 import numpy as np
 from safetensors import SafetensorError, safe_open
 
+from poolformer import hub
 from poolformer.explorer.common import ExplorerError
+from poolformer.explorer.downloads import DOWNLOADS
+from poolformer.hub import hub_weights_cached
 from poolformer.model import VARIANTS, Variant
-from poolformer.weights import hub_weights_cached
 
 ASSETS = Path(__file__).resolve().parent.parent.parent / "assets"
+OFFICIAL_DEFAULT = "s12"  # the paper's smallest variant: the default whenever its official weights are cached
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,10 @@ def choice_label(choice: ModelChoice) -> str:
     return f"{choice.name} · ImageNet-1k · {where}"
 
 
-def find_choice(value: str) -> ModelChoice:
+def find_choice(value: str | None) -> ModelChoice:
+    """The picker entry for an API value; None (an API call that leaves the model out) means the default."""
+    if value is None:
+        value = default_choice()
     for choice in model_choices():
         if choice.value == value:
             return choice
@@ -95,15 +101,25 @@ def find_choice(value: str) -> ModelChoice:
 
 
 def default_choice() -> str:
-    """The one place that decides the default model.
+    """The one place that decides the default model, asked afresh on every page load and API call.
 
-    Official S12 if its weights are already in the local Hugging Face cache, else the bundled
-    pooling model (so a fresh offline machine works at once), else S12 from the Hub.
+    Official S12 if its weights are in the local Hugging Face cache, else the bundled pooling model
+    (so a fresh or offline machine works at once), else S12 from the Hub. Online, a fresh start
+    fetches S12 in the background (`fetch_official_default`), so the default moves to it once it lands.
     """
     bundled = [choice for choice in model_choices() if choice.bundled and choice.token_mixer == "pooling"]
-    if hub_weights_cached("s12") or not bundled:
-        return "s12"
+    if hub_weights_cached(OFFICIAL_DEFAULT) or not bundled:
+        return OFFICIAL_DEFAULT
     return bundled[0].value
+
+
+def fetch_official_default() -> bool:
+    """Online with official S12 not cached: download it in the background. True if a download started."""
+    variant = VARIANTS[OFFICIAL_DEFAULT]
+    if hub.is_offline() or hub.cached_files(variant) is not None:
+        return False
+    DOWNLOADS.start(variant, background=True)
+    return True
 
 
 def weights_available(choice: ModelChoice) -> bool:

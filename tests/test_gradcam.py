@@ -1,0 +1,109 @@
+"""Grad-CAM's contract: four non-negative maps at the stages' resolutions, equal to the textbook
+computation, and no trace left on a model that concurrent requests share."""
+
+from __future__ import annotations
+
+import copy
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import BUNDLED_MODEL, REPO
+
+from poolformer import PoolFormer, create_model, explorer, grad_cam
+from poolformer.preprocess import load_image, preprocess
+
+EXAMPLES = REPO / "assets" / "examples"
+STAGE_SIZES = [(56, 56), (28, 28), (14, 14), (7, 7)]
+
+
+@pytest.fixture(scope="module")
+def model(checkpoint_dir: Path) -> PoolFormer:
+    return create_model("s12", weights=checkpoint_dir / "poolformer_s12_imagenette.safetensors", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def cat() -> torch.Tensor:
+    return preprocess(load_image(EXAMPLES / "cat.jpg"), 0.9)
+
+
+def hooked_grad_cam(model: PoolFormer, pixels: torch.Tensor, target: int) -> list[torch.Tensor]:
+    """The textbook recipe on a private copy: forward hooks keep the stage outputs, .backward() fills
+    their .grad, and each map is ReLU(sum_k mean(grad_k) * A_k) (Selvaraju et al. 2017, eq. 1-2)."""
+    twin = copy.deepcopy(model)
+    activations: list[torch.Tensor] = []
+
+    def keep(_module: torch.nn.Module, _inputs: object, output: torch.Tensor) -> None:
+        output.retain_grad()
+        activations.append(output)
+
+    for stage in twin.stages:
+        stage.register_forward_hook(keep)
+    twin(pixels)[0, target].backward()
+    return [
+        torch.relu((features.grad.mean(dim=(2, 3), keepdim=True) * features).sum(dim=1))[0].detach()
+        for features in activations
+    ]
+
+
+def test_four_non_negative_maps_at_stage_resolution(model: PoolFormer, cat: torch.Tensor) -> None:
+    maps = grad_cam(model, cat)
+    assert [tuple(cam.shape) for cam in maps] == STAGE_SIZES
+    for cam in maps:
+        assert torch.isfinite(cam).all() and (cam >= 0).all()
+        assert not cam.requires_grad
+    assert maps[-1].sum() > 0  # the top-1 class has evidence somewhere in the last stage
+
+
+def test_maps_equal_the_textbook_computation(model: PoolFormer, cat: torch.Tensor) -> None:
+    with torch.inference_mode():
+        ranked = model(cat)[0].argsort(descending=True).tolist()
+    for target in (ranked[0], ranked[3]):
+        for ours, reference in zip(grad_cam(model, cat, target), hooked_grad_cam(model, cat, target), strict=True):
+            torch.testing.assert_close(ours, reference, rtol=1e-4, atol=1e-6)
+    for ours, top1 in zip(grad_cam(model, cat), grad_cam(model, cat, ranked[0])):
+        torch.testing.assert_close(ours, top1, rtol=0, atol=0)  # None means the top-1 class
+
+
+@pytest.mark.parametrize("trainable", [True, False], ids=["trainable", "frozen"])
+def test_no_gradient_left_behind_and_flags_unchanged(model: PoolFormer, cat: torch.Tensor, trainable: bool) -> None:
+    """Works whether or not the weights require grad, even under inference_mode, and changes neither."""
+    subject = copy.deepcopy(model).requires_grad_(trainable)
+    pixels = cat.clone()
+    with torch.inference_mode():
+        maps = grad_cam(subject, pixels)
+    assert maps[-1].sum() > 0
+    assert all(parameter.grad is None for parameter in subject.parameters())
+    assert all(parameter.requires_grad is trainable for parameter in subject.parameters())
+    assert pixels.grad is None and not pixels.requires_grad
+    torch.testing.assert_close(pixels, cat, rtol=0, atol=0)
+
+
+def test_concurrent_explanations_and_predictions_match_sequential_ones() -> None:
+    """/explain and /predict requests on threads share one cached model; each gets its sequential answer."""
+    cat, cathedral = EXAMPLES / "cat.jpg", EXAMPLES / "reims_cathedral.jpg"
+    jobs = [  # "golf ball" is in the cat photo's top-5 for the bundled model
+        ("explain", cat, None), ("explain", cat, "golf ball"), ("explain", cathedral, None),
+        ("predict", cat, None), ("predict", cathedral, None),
+    ]  # fmt: skip
+
+    def run(job: tuple[str, Path, str | None]) -> list[np.ndarray]:
+        kind, photo, target = job
+        if kind == "explain":
+            explanation = explorer.explain(photo, BUNDLED_MODEL, target)
+            return [*explanation.trained.maps, *explanation.ablated.maps, *explanation.scratch.maps,
+                    np.array(list(explanation.top5.values()))]  # fmt: skip
+        prediction = explorer.predict(photo, BUNDLED_MODEL)
+        return [stage.energy for stage in prediction.stages] + [np.array(list(prediction.top5.values()))]
+
+    sequential = [run(job) for job in jobs]
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        concurrent = list(pool.map(run, jobs))
+    for expected, got in zip(sequential, concurrent, strict=True):
+        for a, b in zip(expected, got, strict=True):
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+    shared = explorer.MODELS.get(explorer.find_choice(BUNDLED_MODEL))
+    assert all(parameter.grad is None and parameter.requires_grad for parameter in shared.parameters())
+    assert shared.token_mixers == ("pooling",) * 4

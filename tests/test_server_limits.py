@@ -1,0 +1,216 @@
+"""The public server's limits, on the shared offline `python app.py` (conftest's app_url): upload size,
+no monitoring page, photo links, one-line errors, and 48 visitors at once.
+
+The load test prints its latency percentiles and refusals; run it alone with
+`python -m pytest -q -s tests/test_server_limits.py -k simultaneous`.
+"""
+
+from __future__ import annotations
+
+import http.server
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx  # gradio's own HTTP client
+import pytest
+from conftest import BUNDLED_MODEL, REPO, SERVER_PIDS
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+
+CAT = REPO / "assets" / "examples" / "cat.jpg"
+DEFAULT_UPLOAD_LIMIT = 20 * 1024 * 1024  # "20mb" as Gradio reads it
+CLIENTS = 48
+QUEUE_SIZE = 32  # app.QUEUE_SIZE (not imported: importing app.py builds nothing, but loads torch and gradio)
+LOAD_DEADLINE_S = 120  # every one of the 48 calls is answered or refused within this
+RSS_GROWTH_LIMIT_MB = 800  # the server's resident memory may grow this much under the load, no more
+BUSY = "Queue is full"  # what gradio_client reports when the server's queue refuses a call
+
+
+@pytest.fixture(scope="module")
+def client(app_url: str) -> Client:
+    return Client(app_url, verbose=False, download_files=False)
+
+
+def one_line(error: pytest.ExceptionInfo) -> str:
+    message = str(error.value)
+    assert message and "\n" not in message and "upstream Gradio app has raised" not in message
+    return message
+
+
+def test_uploads_over_the_default_limit_are_refused_by_the_server(app_url: str) -> None:
+    upload = f"{app_url}gradio_api/upload"
+    just_under = httpx.post(upload, files={"files": ("big.png", b"\0" * (DEFAULT_UPLOAD_LIMIT - 4096))}, timeout=60)
+    assert just_under.status_code == 200
+    over = httpx.post(upload, files={"files": ("big.png", b"\0" * (DEFAULT_UPLOAD_LIMIT + 4096))}, timeout=60)
+    assert over.status_code == 413
+
+
+def test_gradio_client_is_told_the_upload_limit(client: Client, tmp_path: Path) -> None:
+    """The limit is in the app's config, so gradio_client refuses a big file before sending it."""
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\0" * (DEFAULT_UPLOAD_LIMIT + 1))
+    with pytest.raises(ValueError, match="exceeds the maximum file size of 20971520 bytes"):
+        client.predict(handle_file(big), api_name="/predict")
+
+
+def test_no_monitoring_page(app_url: str) -> None:
+    for path in ("monitoring", "monitoring/summary", "gradio_api/monitoring", "gradio_api/monitoring/summary"):
+        assert httpx.get(f"{app_url}{path}", timeout=30).status_code in (403, 404), path
+
+
+class RecordingServer(http.server.ThreadingHTTPServer):
+    """A loopback web server that would serve a photo, and records every request it gets."""
+
+    def __init__(self) -> None:
+        self.hits: list[str] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                server.hits.append(self.path)
+                body = CAT.read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Type", "image/jpeg")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+
+@pytest.fixture
+def photo_site() -> Iterator[RecordingServer]:
+    site = RecordingServer()
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    yield site
+    site.shutdown()
+    site.server_close()
+
+
+def test_a_photo_link_is_refused_and_never_fetched(client: Client, photo_site: RecordingServer) -> None:
+    port = photo_site.server_address[1]
+    for link in (f"http://127.0.0.1:{port}/cat.jpg", f"http://localhost:{port}/cat.jpg"):
+        for api_name in ("/predict", "/compare"):
+            with pytest.raises(AppError) as error:
+                client.predict(handle_file(link), api_name=api_name)
+            assert one_line(error).startswith("photo links are not fetched")
+    assert photo_site.hits == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "api_name", "expected"),
+    [
+        ((None,), "/predict", "no photo yet"),
+        ((handle_file(CAT), "s99"), "/predict", "unknown model 's99'"),
+        ((handle_file(CAT), BUNDLED_MODEL, []), "/ablate", "tick at least one stage"),
+        ((handle_file(REPO / "README.md"),), "/compare", "uploaded image"),
+    ],
+    ids=["no-photo", "unknown-model", "no-stage", "not-a-picture"],
+)
+def test_expected_failures_reach_the_visitor_as_their_own_line(
+    client: Client, arguments: tuple, api_name: str, expected: str
+) -> None:
+    with pytest.raises(AppError) as error:
+        client.predict(*arguments, api_name=api_name)
+    assert expected in one_line(error)
+
+
+# --- 48 visitors at once ---------------------------------------------------------------------------
+
+
+def top5(label: dict) -> list[tuple[str, float]]:
+    return [(entry["label"], round(entry["confidence"], 5)) for entry in label["confidences"]]
+
+
+def comparable_predict(outputs: tuple) -> Any:
+    return top5(outputs[0]), outputs[1:-1:2]  # the labels and the stage headings (pictures are drawn from them)
+
+
+def comparable_ablate(outputs: tuple) -> Any:
+    return top5(outputs[0]), top5(outputs[1]), outputs[3], top5(outputs[4])
+
+
+def comparable_compare(outputs: tuple) -> Any:
+    table = outputs[0]
+    latency = table["headers"].index("latency (ms)")
+    return [row[:latency] + row[latency + 1 :] for row in table["data"]]  # latency is measured anew each time
+
+
+def comparable_text(position: int) -> Callable[[tuple], Any]:
+    """The Markdown output at `position`: the numbers it reports are the answer."""
+    return lambda outputs: outputs[position]
+
+
+# Every public endpoint: (api name, arguments, what of its answer must equal the sequential answer).
+CALLS: list[tuple[str, tuple, Callable[[tuple], Any]]] = [
+    ("/predict", (BUNDLED_MODEL,), comparable_predict),
+    ("/ablate", (BUNDLED_MODEL, [3, 4]), comparable_ablate),
+    ("/compare", (), comparable_compare),
+    ("/mixer_filter", (BUNDLED_MODEL,), comparable_text(2)),
+    ("/token", (BUNDLED_MODEL, 2, 5, 9), comparable_text(1)),
+    ("/architecture", (BUNDLED_MODEL,), lambda svg: svg),  # one output: the diagram itself
+]
+
+
+def resident_mb(pid: int, field: str) -> float:
+    """VmRSS (now) or VmHWM (peak) of a process, in MB, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def test_48_simultaneous_visitors_are_answered_correctly_or_told_to_try_again(app_url: str, client: Client) -> None:
+    sequential = [compare(client.predict(handle_file(CAT), *args, api_name=name)) for name, args, compare in CALLS]
+    pid = SERVER_PIDS[app_url]
+    rss_before = resident_mb(pid, "VmRSS")
+
+    visitors = [Client(app_url, verbose=False, download_files=False) for _ in range(CLIENTS)]
+    start = threading.Barrier(CLIENTS)
+    outcomes: list[tuple[str, Any, float]] = [("", None, 0.0)] * CLIENTS
+
+    def visit(index: int) -> None:
+        name, args, compare = CALLS[index % len(CALLS)]
+        start.wait()
+        began = time.monotonic()
+        try:
+            outcome = ("answered", compare(visitors[index].predict(handle_file(CAT), *args, api_name=name)))
+        except Exception as error:  # QueueError when the queue is full, anything else fails below
+            outcome = ("refused", str(error))
+        outcomes[index] = (*outcome, time.monotonic() - began)
+
+    threads = [threading.Thread(target=visit, args=(index,)) for index in range(CLIENTS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(LOAD_DEADLINE_S)
+    assert not any(thread.is_alive() for thread in threads), f"calls still pending after {LOAD_DEADLINE_S} s"
+
+    answered = [
+        (index, result, seconds) for index, (kind, result, seconds) in enumerate(outcomes) if kind == "answered"
+    ]
+    refused = [(result, seconds) for kind, result, seconds in outcomes if kind == "refused"]
+    for index, result, _ in answered:
+        assert result == sequential[index % len(CALLS)], f"visitor {index} ({CALLS[index % len(CALLS)][0]})"
+    for message, _ in refused:
+        assert BUSY in message and "try again" in message, message
+    assert len(refused) <= CLIENTS - QUEUE_SIZE  # a full queue, and only then, refuses
+
+    latencies = sorted(seconds for _, _, seconds in answered)
+    p50, p95 = statistics.median(latencies), latencies[min(len(latencies) - 1, round(0.95 * len(latencies)) - 1)]
+    rss_after, rss_peak = resident_mb(pid, "VmRSS"), resident_mb(pid, "VmHWM")
+    print(
+        f"\n{CLIENTS} simultaneous visitors over {', '.join(name for name, _, _ in CALLS)}: "
+        f"{len(answered)} answered (p50 {p50:.2f} s, p95 {p95:.2f} s, slowest {latencies[-1]:.2f} s), "
+        f"{len(refused)} refused as busy (within {max((s for _, s in refused), default=0):.2f} s); "
+        f"server RSS {rss_before:.0f} → {rss_after:.0f} MB (peak {rss_peak:.0f} MB)"
+    )
+    assert rss_after - rss_before < RSS_GROWTH_LIMIT_MB
+    assert comparable_predict(client.predict(handle_file(CAT), api_name="/predict")) == sequential[0]  # still up

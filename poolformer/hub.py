@@ -102,7 +102,7 @@ def unavailable(variant: Variant, reason: str, *, retry: bool = False) -> HubErr
     fetch = "try again in a while" if retry else "run once with network access"
     return HubError(
         f"the official {variant.name} weights ({variant.hub_repo}) are not in the local Hugging Face cache "
-        f"and {reason}; {fetch}, or `hf download {variant.hub_repo}`, or pass --weights PATH to a local checkpoint",
+        f"and {reason}; {fetch}, or `hf download {variant.hub_repo}`, or use a bundled model (CLI: --weights PATH to a local checkpoint)",
         reason,
     )
 

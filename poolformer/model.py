@@ -10,11 +10,14 @@ import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 NUM_STAGES = 4
+M = TypeVar("M", bound=nn.Module)
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,11 @@ VARIANTS: dict[str, Variant] = {
 
 
 class Pooling(nn.Module):
-    """PoolFormer's token mixer; the block adds its input back, hence the `- x`."""
+    """PoolFormer's token mixer; the block adds its input back, hence the `- x`.
+
+    The pool averages only the positions inside the map (`count_include_pad=False`), so its weights sum to one
+    everywhere, the border included; `FoldedPoolingBlock` relies on that.
+    """
 
     def __init__(self, pool_size: int = 3) -> None:
         super().__init__()
@@ -154,6 +161,24 @@ class MetaFormerBlock(nn.Module):
         return x + self.drop_path(self.layer_scale2(self.mlp(self.norm2(x))))
 
 
+class FoldedPoolingBlock(MetaFormerBlock):
+    """A pooling block rewritten for eval-mode inference: same parameters and function, fewer passes over memory.
+
+    Pooling is linear with weights that sum to one, so pool(γ·x̂ + β) − (γ·x̂ + β) = γ·(pool(x̂) − x̂): β cancels
+    and norm1's γ joins layer_scale1. Each residual update is then one `addcmul` (x + scale·branch), and
+    activations are kept channels-last, where CPU average pooling vectorises over channels. Every step is an
+    ordinary differentiable op, so gradients match the unfolded block too. Drop path is left out (eval only).
+    Made by `PoolFormer.for_inference()`, never constructed directly.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.contiguous(memory_format=torch.channels_last)
+        normalised = F.group_norm(x, 1, eps=self.norm1.eps)  # x̂: norm1 without its affine part
+        mix_scale = (self.layer_scale1.scale * self.norm1.weight).view(1, -1, 1, 1)
+        x = torch.addcmul(x, self.token_mixer(normalised), mix_scale)
+        return torch.addcmul(x, self.mlp(self.norm2(x)), self.layer_scale2.scale.view(1, -1, 1, 1))
+
+
 class Stage(nn.Module):
     """Optional downsampling, then `depth` blocks at one resolution."""
 
@@ -231,26 +256,74 @@ class PoolFormer(nn.Module):
         """A twin that shares every parameter with this model but mixes tokens differently.
 
         Only the module tree is copied, so this model is never mutated and concurrent callers
-        of it are unaffected; weights are not duplicated in memory.
+        of it are unaffected; weights are not duplicated in memory. Folded pooling blocks stay
+        folded where the new mixer pools too.
         """
         names = resolve_token_mixers(token_mixers)
-        twin = _shallow_module_copy(self)
+        twin = self._with_blocks(lambda stage, block: _with_mixer(block, TOKEN_MIXERS[names[stage]]()))
         twin.token_mixers = names
-        twin._modules["stages"] = _shallow_module_copy(self.stages)
-        for i, name in enumerate(names):
-            stage = _shallow_module_copy(self.stages[i])
-            stage._modules["blocks"] = _shallow_module_copy(stage.blocks)
+        return twin
+
+    def for_inference(self) -> PoolFormer:
+        """A twin for eval-mode inference: pooling blocks run folded, activations stay channels-last.
+
+        It shares every parameter except the downsampling convolutions' weights, which it keeps one
+        channels-last copy of (a few MB): oneDNN would otherwise re-lay them out on every call. Its outputs equal
+        this model's up to float rounding (tests/test_parity.py holds both to transformers). The app and the
+        CLI build one per loaded model (on CUDA they then compile it: poolformer/compiled.py).
+        """
+        twin = self._with_blocks(lambda stage, block: _folded(block))
+        for stage in twin.stages:  # copies already, so the model's own stages are untouched
+            stage._modules["downsample"] = _with_channels_last_weights(stage.downsample)
+        return twin
+
+    def _with_blocks(self, make_block: Callable[[int, nn.Module], nn.Module]) -> PoolFormer:
+        """A plain PoolFormer twin sharing all parameters, each block replaced by make_block(stage index, block)."""
+        twin = shallow_copy(self, PoolFormer)  # a plain PoolFormer even from a compiled twin: its graph would not fit
+        twin._modules["stages"] = shallow_copy(self.stages)
+        for i, stage in enumerate(self.stages):
+            stage = shallow_copy(stage)
+            stage._modules["blocks"] = shallow_copy(stage.blocks)
             for key, block in stage.blocks._modules.items():
-                block = _shallow_module_copy(block)
-                block._modules["token_mixer"] = TOKEN_MIXERS[name]()
-                stage.blocks._modules[key] = block
+                stage.blocks._modules[key] = make_block(i, block)
             twin.stages._modules[str(i)] = stage
         return twin
 
 
-def _shallow_module_copy(module: nn.Module) -> nn.Module:
-    """Copy a module object with its own child table, sharing the children and parameters."""
+def _with_mixer(block: MetaFormerBlock, mixer: nn.Module) -> MetaFormerBlock:
+    """A copy of `block` with another token mixer; a folded block stays folded only if the new mixer pools."""
+    folded = isinstance(block, FoldedPoolingBlock) and isinstance(mixer, Pooling)
+    twin = shallow_copy(block, FoldedPoolingBlock if folded else MetaFormerBlock)
+    twin._modules["token_mixer"] = mixer
+    return twin
+
+
+def _with_channels_last_weights(downsample: nn.Module) -> nn.Module:
+    """A copy of a downsampling PatchEmbed whose 3x3 conv weight is a channels-last copy (Identity passes)."""
+    if not isinstance(downsample, PatchEmbed):
+        return downsample
+    conv = shallow_copy(downsample.conv)
+    weight = downsample.conv.weight
+    conv._parameters["weight"] = nn.Parameter(
+        weight.detach().contiguous(memory_format=torch.channels_last), requires_grad=weight.requires_grad
+    )
+    twin = shallow_copy(downsample)
+    twin._modules["conv"] = conv
+    return twin
+
+
+def _folded(block: MetaFormerBlock) -> MetaFormerBlock:
+    return shallow_copy(block, FoldedPoolingBlock) if isinstance(block.token_mixer, Pooling) else block
+
+
+def shallow_copy(module: M, as_type: type[M] | None = None) -> M:
+    """Copy a module object with its own child table, sharing the children and parameters.
+
+    `as_type` gives the copy another class with the same children (a folded block, a compiled twin).
+    """
     clone = copy.copy(module)
+    if as_type is not None:
+        clone.__class__ = as_type
     clone._modules = dict(module._modules)
     clone._parameters = dict(module._parameters)
     clone._buffers = dict(module._buffers)

@@ -68,8 +68,12 @@ def test_logits_match_transformers(reference: Reference, layout: str, suffix: st
     assert delta <= TOLERANCE
 
 
-def test_stage_outputs_match_hidden_states(reference: Reference, tmp_path) -> None:
+@pytest.mark.parametrize("twin", ["plain", "for_inference"])
+def test_stage_outputs_match_hidden_states(reference: Reference, twin: str, tmp_path) -> None:
+    """The trainable model and its folded inference twin (what the app and CLI run) both match transformers."""
     model = load_from_file(reference, "timm", ".safetensors", tmp_path)
+    if twin == "for_inference":
+        model = model.for_inference()
     with torch.no_grad():
         logits, stages = model.forward_with_stages(reference.images)
     assert len(stages) == len(reference.hidden_states) == 4

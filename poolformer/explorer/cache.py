@@ -8,6 +8,7 @@ from collections import OrderedDict
 
 import torch
 
+from poolformer.compiled import compile_in_background, compiling_pays_off
 from poolformer.explorer.catalogue import ModelChoice, find_choice
 from poolformer.explorer.common import DEVICE, LoadReporter
 from poolformer.explorer.downloads import DOWNLOADS
@@ -21,6 +22,8 @@ class ModelCache:
     Each model has its own loading lock, so two visitors asking for the same model load it once,
     while a slow load never blocks visitors of models already in the cache. Official weights that are
     not on disk yet are fetched by DOWNLOADS, waited for outside any lock and for a bounded time.
+    Models are stored as their folded inference twins; on CUDA a compiled twin (poolformer/compiled.py)
+    replaces one once it has been built in the background, so compiling never delays an answer.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -44,8 +47,10 @@ class ModelCache:
                 # Views call this under inference_mode; weights made there could never enter the
                 # autograd graph that Grad-CAM needs, so they are always created outside it.
                 with torch.inference_mode(False):
-                    model = create_model(choice.variant.name, weights=choice.weights, device=DEVICE)
+                    model = create_model(choice.variant.name, weights=choice.weights, device=DEVICE).for_inference()
                 self._store(choice.value, model)
+                if compiling_pays_off(DEVICE):
+                    compile_in_background(model, lambda twin: self._replace(choice.value, model, twin), choice.name)
             return model
 
     def peek(self, value: str) -> PoolFormer | None:
@@ -59,6 +64,12 @@ class ModelCache:
             if value in self._models:
                 self._models.move_to_end(value)
             return self._models.get(value), self._loading.setdefault(value, threading.Lock())
+
+    def _replace(self, value: str, old: PoolFormer, new: PoolFormer) -> None:
+        """Swap in `new` for `old`, unless `old` has left the cache meanwhile."""
+        with self._lock:
+            if self._models.get(value) is old:
+                self._models[value] = new
 
     def _store(self, value: str, model: PoolFormer) -> None:
         with self._lock:
@@ -96,5 +107,3 @@ def loaded_status(value: str | None) -> str | None:
 def load(value: str, report: LoadReporter | None = None) -> str:
     """Make sure a model is loaded (the picker calls this on change) and return the status line."""
     return status_line(MODELS.get(find_choice(value), report))
-
-

@@ -28,7 +28,6 @@ import torch  # noqa: E402
 from app_latency import say  # noqa: E402
 
 SECTIONS = ("model", "app", "memory")
-MODEL_CASES = (("s12", 1), ("s12", 8), ("m36", 1), ("m36", 8))  # the adapter's rows: issue 8's CPU targets
 
 
 def machine() -> str:
@@ -52,43 +51,11 @@ def machine() -> str:
 
 
 def model_section(runs: int) -> None:
-    """Rows from model_speed.py's `model_speed_rows` (perf-model's branch): CPU, then CUDA where present."""
-    import model_speed
+    """model_speed.py's rows: the CPU, then CUDA where there is one."""
+    from model_speed import model_speed_rows
 
-    if not hasattr(model_speed, "model_speed_rows"):  # perf-model's function not merged yet
-        for row in model_ratio_rows_adapter(runs):
-            say(f"  {row}")
-        return
     for device in ["cpu"] + (["cuda"] if torch.cuda.is_available() else []):
-        model_speed.model_speed_rows(device, runs=runs, on_row=lambda row: say(f"  {device}: {row.line().strip()}"))
-
-
-def model_ratio_rows_adapter(runs: int) -> list[str]:
-    """CPU rows through model_speed.py's timer, for a tree without `model_speed_rows` (delete once that is merged)."""
-    from model_speed import paired_medians
-    from reference import in_layout, reference_model, save_tensors
-
-    from poolformer.weights import create_model
-
-    rows = []
-    device = torch.device("cpu")
-    for variant, batch in MODEL_CASES:
-        reference = reference_model(variant)
-        with tempfile.TemporaryDirectory() as scratch:
-            path = save_tensors(
-                in_layout(reference.state_dict(), variant, "timm"), Path(scratch) / "weights.safetensors"
-            )
-            ours = create_model(weights=path, device=device)
-        pixels = torch.randn(batch, 3, 224, 224)
-        with torch.inference_mode():
-            timed_runs = runs if batch == 1 else max(3, runs // 4)  # a batch costs `batch` times more
-            ours_s, reference_s = paired_medians([lambda: ours(pixels), lambda: reference(pixels)], timed_runs, device)
-        rows.append(
-            f"cpu: {variant} batch {batch} fp32: ours {ours_s * 1000:.1f} ms "
-            f"vs transformers {reference_s * 1000:.1f} ms, "
-            f"time ratio {ours_s / reference_s:.2f}"
-        )
-    return rows
+        model_speed_rows(device, runs=runs, on_row=lambda row, device=device: say(f"  {device}: {row.line().strip()}"))
 
 
 def main() -> None:
@@ -104,7 +71,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = Path(scratch_dir)
         if "model" not in args.skip:
-            say("\nmodel: our forward / transformers' forward, same weights, interleaved (< 1: ours is faster)")
+            say("\nmodel: ours against transformers' PoolFormerForImageClassification, same weights, interleaved")
             model_section(args.model_runs)
         if "app" not in args.skip:
             app_latency.run(args, scratch)

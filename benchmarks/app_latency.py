@@ -1,11 +1,12 @@
 """How fast the app answers and starts, against the Gradio floor measured in the same run.
 
-    python benchmarks/app_latency.py [--calls 20] [--rounds 3] [--warmup 3] [--browser-runs 5] [--starts 3]
+    python benchmarks/app_latency.py [--endpoints ...] [--calls 20] [--rounds 3] [--browser-runs 5] [--starts 3]
 
 - endpoints: /predict, /ablate, /architecture and /explain of `python app.py` (bundled S12, warm; also with
-  torch threads on all cores) through gradio_client with download_files=False (a browser fetches the pictures in parallel; the
-  client would fetch them one by one), interleaved call by call with the floor: benchmarks/echo_app.py, the
-  same app answering with outputs computed once at start. app − floor is what our own code costs per request.
+  torch threads on all cores) through gradio_client with download_files=False (a browser fetches the pictures
+  in parallel; the client would fetch them one by one), interleaved call by call with the floor:
+  benchmarks/echo_app.py, the same app answering with outputs computed once at start. app − floor is what our
+  own code costs per request.
 - browser: headless Chromium uploads the photo on a fresh visit, waits a second as a visitor would, presses
   Predict; time until the fourth stage picture is decoded, app and floor alike.
 - start: `python app.py` until the page answers HTTP 200.
@@ -93,9 +94,10 @@ def endpoint_call(url: str, endpoint: str) -> Callable[[], object]:
     return lambda: client.predict(handle_file(PHOTO), BUNDLED_MODEL, api_name=endpoint)
 
 
-def endpoints_section(urls: dict[str, str], calls: int, rounds: int, warmup: int) -> None:
+def endpoints_section(urls: dict[str, str], endpoints: list[str], calls: int, rounds: int, warmup: int) -> None:
     """Per endpoint and round: each server's median and p95 over `calls` interleaved calls, and app − floor."""
-    for endpoint, budget in ENDPOINT_BUDGET_MS.items():
+    for endpoint in endpoints:
+        budget = ENDPOINT_BUDGET_MS[endpoint]
         calls_by_name = {name: endpoint_call(url, endpoint) for name, url in urls.items()}
         overheads: dict[str, list[float]] = {name: [] for name in urls if name != "floor"}
         for round_number in range(1, rounds + 1):
@@ -182,6 +184,7 @@ def start_section(scratch: Path, starts: int) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--endpoints", nargs="+", default=list(ENDPOINT_BUDGET_MS), choices=list(ENDPOINT_BUDGET_MS))
     parser.add_argument("--calls", type=int, default=20, help="timed calls per endpoint and round, app and floor each")
     parser.add_argument("--rounds", type=int, default=3, help="repeats of the endpoint measurement, for the spread")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls per round first")
@@ -193,7 +196,7 @@ def run(args: argparse.Namespace, scratch: Path) -> None:
     """The endpoint, browser and start sections, in that order."""
     with app_and_floor(scratch) as urls:
         say("\napp through gradio_client (download_files=False), bundled S12, warm, against the echo floor:")
-        endpoints_section(urls, args.calls, args.rounds, args.warmup)
+        endpoints_section(urls, args.endpoints, args.calls, args.rounds, args.warmup)
         if args.browser_runs:
             say("\nbrowser:")
             browser_section(urls, args.browser_runs)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 from gradio_client import Client
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from poolformer.weights import create_model
 
@@ -121,6 +121,7 @@ def app_url(checkpoint_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
 
 # --- fixtures shared by the API and browser test modules --------------------------------------------
 
+PAGE_LOAD_TIMEOUT_MS = 30_000
 CHROMIUM = "/usr/bin/chromium"  # Debian's Chromium (never `playwright install`)
 CHROMIUM_FLAGS = [
     "--headless",
@@ -153,3 +154,13 @@ def browser() -> Iterator[Browser]:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, app_url: str) -> Iterator[Page]:
+    """A fresh visitor: the page is loaded and the default (bundled) model reported as loaded."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app_url)
+    expect(page.locator("#status")).to_contain_text("Loaded", timeout=PAGE_LOAD_TIMEOUT_MS)
+    yield page
+    page.close()

@@ -18,6 +18,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import torch
+from gradio_client import Client
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from poolformer.weights import create_model
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -127,3 +132,50 @@ def app_url(checkpoint_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     """One app server shared by all API and browser tests (starting one takes a few seconds)."""
     with running_app(checkpoint_dir, tmp_path_factory.mktemp("app")) as url:
         yield url
+
+
+# --- fixtures shared by the API and browser test modules --------------------------------------------
+
+PAGE_LOAD_TIMEOUT_MS = 30_000
+CHROMIUM = "/usr/bin/chromium"  # Debian's Chromium (never `playwright install`)
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+@pytest.fixture(scope="session")
+def client(app_url: str, tmp_path_factory: pytest.TempPathFactory) -> Client:
+    """A gradio_client of the shared app that downloads output files, as a script would."""
+    return Client(app_url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
+
+
+@pytest.fixture(scope="session")
+def bundled_model(checkpoint_dir: Path) -> torch.nn.Module:
+    """The default bundled PoolFormer-S12, loaded here to compute the answers the app must give."""
+    return create_model("s12", weights=checkpoint_dir / "poolformer_s12_imagenette.safetensors")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium for every browser test; each test opens its own page."""
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, app_url: str) -> Iterator[Page]:
+    """A fresh visitor: the page is loaded and the default (bundled) model reported as loaded."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app_url)
+    expect(page.locator("#status")).to_contain_text("Loaded", timeout=PAGE_LOAD_TIMEOUT_MS)
+    yield page
+    page.close()

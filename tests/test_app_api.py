@@ -35,16 +35,6 @@ UNAVAILABLE_ERROR_WITHIN_S = 10
 CAM_ROW_SIZE = (4 * CAM_TILE + 3 * PANEL_GAP, 2 * TITLE_HEIGHT + CAM_TILE)  # one model's four stage maps, headed
 
 
-@pytest.fixture(scope="module")
-def client(app_url: str, tmp_path_factory: pytest.TempPathFactory) -> Client:
-    return Client(app_url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
-
-
-@pytest.fixture(scope="module")
-def bundled_model(checkpoint_dir: Path) -> torch.nn.Module:
-    return create_model("s12", weights=checkpoint_dir / "poolformer_s12_imagenette.safetensors")
-
-
 def reference_top5(model: torch.nn.Module, photo: Path) -> list[tuple[str, float]]:
     """Top-5 computed here, independently of the app, for the same photo."""
     with torch.inference_mode():

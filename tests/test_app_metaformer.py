@@ -22,16 +22,6 @@ from poolformer.weights import create_model
 CAT = REPO / "assets" / "examples" / "cat.jpg"
 
 
-@pytest.fixture(scope="module")
-def client(app_url: str, tmp_path_factory: pytest.TempPathFactory) -> Client:
-    return Client(app_url, verbose=False, download_files=str(tmp_path_factory.mktemp("downloads")))
-
-
-@pytest.fixture(scope="module")
-def bundled_model(checkpoint_dir: Path) -> torch.nn.Module:
-    return create_model("s12", weights=checkpoint_dir / "poolformer_s12_imagenette.safetensors")
-
-
 def with_mixers(checkpoint_dir: Path, mixers: list[torch.nn.Module]) -> torch.nn.Module:
     """The bundled model with each stage's token mixer replaced by hand (a separate copy)."""
     model = create_model("s12", weights=checkpoint_dir / "poolformer_s12_imagenette.safetensors")

@@ -10,13 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from playwright.sync_api import Locator, Page, expect
-from test_browser import (  # noqa: F401  (browser and page are fixtures)
+from test_browser import (
     CAT,
     OUTPUT_TIMEOUT_MS,
-    browser,
     choose_model,
     display_name,
-    page,
     screenshot,
     upload,
 )

@@ -27,10 +27,10 @@ from conftest import BUNDLED_DIR, BUNDLED_MODEL, REPO, free_port, running_app
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from hub_server import StandInHub
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 from reference import fake_hub_snapshot, reference_model
 from safetensors.torch import save_file
-from test_browser import CHROMIUM, CHROMIUM_FLAGS, screenshot
+from test_browser import screenshot
 
 from poolformer.model import VARIANTS
 from poolformer.preprocess import load_image, preprocess
@@ -140,14 +140,6 @@ def online_app(hub: StandInHub, tmp_path_factory: pytest.TempPathFactory) -> Ite
 def client(online_app: OnlineApp) -> Client:
     """Output pictures are not fetched: these tests read labels and text, and the sweep may remove pictures."""
     return Client(online_app.url, verbose=False, download_files=False)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
 
 
 def top5_of(label: dict) -> list[tuple[str, float]]:

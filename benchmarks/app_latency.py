@@ -134,8 +134,8 @@ TIME_CLICK_TO_PICTURE = """() => {
 
 def browser_section(urls: dict[str, str], runs: int) -> None:
     """A fresh visit per run: load the page, upload the photo, press Predict, wait for the stage-4 picture."""
-    from playwright.sync_api import expect, sync_playwright
     from conftest import CHROMIUM, CHROMIUM_FLAGS
+    from playwright.sync_api import expect, sync_playwright
     from test_browser import upload
 
     with sync_playwright() as playwright:

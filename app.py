@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import torch
 
 from poolformer import explorer, hub
 from poolformer.preprocess import ImageError
@@ -875,9 +876,10 @@ def build_app() -> gr.Blocks:
 # Uploads above this are refused by the server itself with HTTP 413. A 12-MP phone JPEG is 3–8 MB, so
 # 20 MB admits any real photo while bounding what a burst of uploads costs in memory and temp space.
 MAX_UPLOAD_SIZE = os.environ.get("POOLFORMER_MAX_UPLOAD", "20mb")
-# Model runs at once, over all API endpoints together (they share one concurrency group). On CPU one forward
-# pass already uses every core, so more runs in parallel only share the same cores; the second keeps one slow
-# call (compare over every model, a Hub download being waited for) from holding up everybody behind it.
+# Model runs at once, over all API endpoints together (they share one concurrency group). On CPU each run gets
+# its share of the cores (torch_threads_per_request), so two runs side by side don't wait on each other; the
+# second keeps one slow call (compare over every model, a Hub download being waited for) from holding up
+# everybody behind it.
 # The picker's model loading keeps its own slots, and page loads and progress ticks bypass the queue.
 MODEL_RUNS_AT_ONCE = 2
 # Calls waiting at once, over all events; the next one is told the queue is full and to try again. 48 visitors
@@ -894,10 +896,20 @@ def never_served() -> list[str]:
     return [*hub.cache_dirs(), str(Path(__file__).resolve().parent)]
 
 
-def main() -> None:
-    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("poolformer").setLevel(logging.INFO)  # download progress and failures go to the log
-    app = build_app()
+def torch_threads_per_request() -> int:
+    """Intra-op threads for each model run: its share of the cores, unless OMP_NUM_THREADS says otherwise.
+
+    Runs go side by side (an upload redraws the diagram while Predict runs; visitors overlap), and every torch
+    operation waits for all of its threads: with two threads per run on two busy cores, /predict and /ablate
+    took 2-3 times as long over the Gradio floor as with one (benchmarks/app_latency.py measures both).
+    """
+    if "OMP_NUM_THREADS" in os.environ:
+        return torch.get_num_threads()
+    return max(1, (os.cpu_count() or 1) // MODEL_RUNS_AT_ONCE)
+
+
+def serve(app: gr.Blocks) -> None:
+    """Start serving with the public-server settings above; returns at once (benchmarks/echo_app.py serves so too)."""
     for event in app.fns.values():  # every API endpoint, present and future, in one pool of model runs
         if event.api_visibility == "public":
             event.concurrency_id = "model runs"
@@ -910,6 +922,14 @@ def main() -> None:
         blocked_paths=never_served(),
         prevent_thread_lock=True,
     )
+
+
+def main() -> None:
+    torch.set_num_threads(torch_threads_per_request())
+    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("poolformer").setLevel(logging.INFO)  # download progress and failures go to the log
+    app = build_app()
+    serve(app)
     explorer.fetch_official_default()  # online with S12 not cached: it downloads while the bundled model serves
     threading.Thread(target=warm_up, args=(explorer.default_choice(),), daemon=True).start()
     app.block_thread()

@@ -307,11 +307,14 @@ def _model_from_checkpoint(checkpoint: Checkpoint, variant: str | None, num_clas
     head = tensors.get("head.fc.weight")
     classes = num_classes or (head.shape[0] if head is not None else IMAGENET_CLASSES)
     try:
-        model = PoolFormer(chosen, classes, token_mixers=checkpoint.metadata.get("token_mixer", "pooling"))
+        # Built on the meta device and then handed the checkpoint's own tensors (assign=True): no random init
+        # for the checkpoint to overwrite (seconds for the M variants) and no second copy of the weights in memory.
+        with torch.device("meta"):
+            model = PoolFormer(chosen, classes, token_mixers=checkpoint.metadata.get("token_mixer", "pooling"))
     except ValueError as error:
         raise WeightsError(f"{checkpoint.origin}: {error}") from None
-    _check_fits(model, checkpoint)
-    model.load_state_dict(tensors)
+    _check_fits(model, checkpoint)  # every tensor is in the checkpoint, so none stays on the meta device
+    model.load_state_dict(tensors, assign=True)
     class_names = checkpoint.class_names or default_class_names(classes)
     if len(class_names) != classes:
         raise WeightsError(f"{checkpoint.origin} names {len(class_names)} classes but its head has {classes} outputs")

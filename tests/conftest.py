@@ -87,16 +87,21 @@ def offline_app_env(checkpoints: Path, scratch: Path, port: int, hf_cache: Path 
 
 
 @contextmanager
-def running_app(
-    checkpoints: Path, scratch: Path, hf_cache: Path | None = None, env: dict[str, str] | None = None
-) -> Iterator[str]:
-    """`python app.py` in a subprocess on a free port, offline unless `env` says otherwise; yields its URL
-    once it serves. Its output goes to scratch/app.log."""
+def app_server(
+    checkpoints: Path,
+    scratch: Path,
+    hf_cache: Path | None = None,
+    env: dict[str, str] | None = None,
+    script: str = "app.py",
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`python <script>` (the app, or a benchmark's variant of it) on a free port, offline unless `env` says
+    otherwise. Yields its URL once it serves, and the process (benchmarks read its memory use).
+    Its output goes to scratch/<script name>.log."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
-    with (scratch / "app.log").open("w") as log:
+    with (scratch / f"{Path(script).stem}.log").open("w") as log:
         server = subprocess.Popen(
-            [sys.executable, "app.py"],
+            [sys.executable, script],
             cwd=REPO,
             env={**offline_app_env(checkpoints, scratch, port, hf_cache), **(env or {})},
             stdout=log,
@@ -105,11 +110,21 @@ def running_app(
         SERVER_PIDS[url] = server.pid
         try:
             wait_until_serving(url, server, SERVER_START_TIMEOUT_S)
-            yield url
+            yield url, server
         finally:
             server.terminate()
             server.wait(timeout=20)
             SERVER_PIDS.pop(url, None)
+
+
+@contextmanager
+def running_app(
+    checkpoints: Path, scratch: Path, hf_cache: Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[str]:
+    """`python app.py` in a subprocess on a free port, offline unless `env` says otherwise; yields its URL
+    once it serves. Its output goes to scratch/app.log."""
+    with app_server(checkpoints, scratch, hf_cache, env) as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ milliseconds; a full matplotlib figure would cost ~100 ms per picture and make t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -96,12 +96,16 @@ def channel_grid(
 
 
 @cache
-def title_font(bold: bool = False) -> ImageFont.FreeTypeFont:
-    """DejaVu Sans from matplotlib's data (it has ‖ and −, unlike Pillow's built-in font)."""
+def font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont:
+    """DejaVu Sans at `size` pixels, from matplotlib's data (it has ‖ and −, unlike Pillow's built-in font)."""
     import matplotlib
 
     name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
-    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name), TITLE_SIZE)
+    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name), size)
+
+
+def title_font(bold: bool = False) -> ImageFont.FreeTypeFont:
+    return font(TITLE_SIZE, bold)
 
 
 def draw_title(draw: ImageDraw.ImageDraw, corner: tuple[int, int], title: str, bold: bool = False) -> None:
@@ -120,11 +124,18 @@ def titled_row(panels: Sequence[tuple[str, Image.Image]]) -> Image.Image:
     width = lefts[-1] + panels[-1][1].width
     height = TITLE_HEIGHT + max(panel.height for _, panel in panels)
     row = Image.new("RGB", (width, height), BACKGROUND)
-    draw = ImageDraw.Draw(row)
     for left, (title, panel) in zip(lefts, panels):
-        draw_title(draw, (left, 0), title)
+        row.paste(title_strip(title, panel.width), (left, 0))
         row.paste(panel, (left, TITLE_HEIGHT))
     return row
+
+
+@lru_cache(maxsize=256)
+def title_strip(title: str, width: int) -> Image.Image:
+    """A panel's title, drawn once: most titles recur on every request, and rendering text is the slow part."""
+    strip = Image.new("RGB", (width, TITLE_HEIGHT), BACKGROUND)
+    draw_title(ImageDraw.Draw(strip), (0, 0), title)
+    return strip
 
 
 def titled_column(rows: Sequence[tuple[str, Image.Image]]) -> Image.Image:

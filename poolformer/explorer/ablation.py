@@ -19,7 +19,7 @@ from poolformer.explorer.common import (
     photo_from,
     top_k,
 )
-from poolformer.model import NUM_STAGES
+from poolformer.model import NUM_STAGES, PoolFormer
 
 TRAINED_POOL_SIZE = 3  # every pooling checkpoint we serve was trained with 3 x 3 pooling
 POOL_SIZES = (TRAINED_POOL_SIZE, 5, 7)  # 5 and 7 are inference-time what-ifs on those weights
@@ -109,6 +109,29 @@ def ablation_mixers(stages: Sequence[int], pool_sizes: Sequence[int] | None = No
     return ["identity" if number in chosen else pooling_mixer(size) for number, size in zip(ALL_STAGES, sizes)]
 
 
+def forward_both(
+    model: PoolFormer, mixers: Sequence[str], pixels: torch.Tensor
+) -> tuple[tuple[torch.Tensor, list[torch.Tensor]], tuple[torch.Tensor, list[torch.Tensor]]]:
+    """(logits, stage outputs) of the model as trained and of its twin with `mixers`, sharing the common start.
+
+    Both start with the same stem and, up to the first stage whose mixer changes, the same stages on the same
+    input, so those are computed once: the same numbers as two full passes, for less work when early stages keep
+    their trained mixer.
+    """
+    twin = model.with_token_mixers(mixers)
+    first_changed = next(
+        (index for index, (trained, ablated) in enumerate(zip(model.token_mixers, mixers)) if trained != ablated), len(mixers)
+    )
+    x = y = model.stem(pixels)
+    pooled_stages, twin_stages = [], []
+    for index, (stage, twin_stage) in enumerate(zip(model.stages, twin.stages)):
+        x = stage(x)
+        y = x if index < first_changed else twin_stage(y)
+        pooled_stages.append(x)
+        twin_stages.append(y)
+    return (model.head(x), pooled_stages), (twin.head(y), twin_stages)
+
+
 @torch.inference_mode()
 def ablate(
     source: PhotoSource | None,
@@ -128,8 +151,7 @@ def ablate(
     mixers = ablation_mixers(stages, pool_sizes)
     pixels = model_input(photo_from(source), choice.variant)
     model = MODELS.get(choice, report)
-    pooled_logits, pooled_stages = model.forward_with_stages(pixels)
-    identity_logits, identity_stages = model.with_token_mixers(mixers).forward_with_stages(pixels)
+    (pooled_logits, pooled_stages), (identity_logits, identity_stages) = forward_both(model, mixers, pixels)
     pooling = run_of("pooling (as trained)", pooled_logits, model.class_names)
     resized = any(mixer.startswith("pooling-") for mixer in mixers)
     identity = run_of("your mixers (what-if)" if resized else "identity swapped in", identity_logits, model.class_names)

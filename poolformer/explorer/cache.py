@@ -41,6 +41,7 @@ class ModelCache:
         with loading:
             model, _ = self._cached(choice.value)  # another request may have loaded it meanwhile
             if model is None:
+                self._make_room()
                 if report is not None:
                     report(f"Loading {choice.name} weights…")
                 # Views call this under inference_mode; weights made there could never enter the
@@ -73,7 +74,17 @@ class ModelCache:
     def _store(self, value: str, model: PoolFormer) -> None:
         with self._lock:
             self._models[value] = model
-            while len(self._models) > self.capacity:
+            while len(self._models) > self.capacity:  # two different models loaded side by side
+                self._models.popitem(last=False)
+
+    def _make_room(self) -> None:
+        """Evict least recently used models until the one about to load fits within the capacity.
+
+        Evicting before loading rather than after keeps at most `capacity` models in memory at once,
+        which bounds the peak (/compare loads every variant in turn).
+        """
+        with self._lock:
+            while self._models and len(self._models) >= self.capacity:
                 self._models.popitem(last=False)
 
 

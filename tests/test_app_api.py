@@ -18,6 +18,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 from reference import fake_hub_snapshot, reference_model
+from test_metaformer import diagram_shapes
 
 from poolformer import grad_cam
 from poolformer.explorer import ModelCache, bundled_choice
@@ -344,9 +345,11 @@ def test_model_cache_keeps_the_most_recently_used_models(checkpoint_dir: Path) -
 
 def test_cached_official_s12_becomes_the_default_and_serves_every_endpoint(tmp_path: Path) -> None:
     """With sail/poolformer_s12 in the local HF cache (here: transformers' model, random weights),
-    the app defaults to it and answers exactly as transformers' model does on our preprocessing."""
+    the app defaults to it, answers exactly as transformers' model does on our preprocessing, and every
+    teaching view (where it looks, the filter, a token, the diagram) runs on those official-format weights."""
     reference = reference_model("s12", seed=5)
-    reference.save_pretrained(fake_hub_snapshot(tmp_path / "hf-cache", "sail/poolformer_s12"))
+    snapshot = fake_hub_snapshot(tmp_path / "hf-cache", "sail/poolformer_s12")
+    reference.save_pretrained(snapshot)
     with torch.inference_mode():
         logits = reference(pixel_values=preprocess(load_image(CAT), 0.9)).logits
     values, indices = logits[0].softmax(-1).topk(5)
@@ -369,3 +372,18 @@ def test_cached_official_s12_becomes_the_default_and_serves_every_endpoint(tmp_p
             "PoolFormer-S12, as trained",
             "identity swapped into stage(s) 1, 2, 3, 4, same weights",
         ]
+        # The teaching views run on the official weights too: the filter, one token, the live diagram.
+        _, stage1_map, caption = client.predict(handle_file(CAT), api_name="/mixer_filter")
+        assert_image(stage1_map, (2 * PHOTO_SIZE, 2 * PHOTO_SIZE))
+        assert "56 × 56" in caption
+        ours = create_model(weights=snapshot)  # the same files, through our loader
+        with torch.inference_mode():
+            block = ours.stages[1].blocks[0]
+            stage1_output = ours.stages[0](ours.stem(preprocess(load_image(CAT), 0.9)))
+            mixed = block.token_mixer(block.norm1(ours.stages[1].downsample(stage1_output)))
+        _, token = client.predict(handle_file(CAT), "s12", 2, 10, 27, api_name="/token")
+        reported = float(re.search(r"‖pool\(x\) − x‖ = ([0-9.]+)\*\*, what pooling passes on", token).group(1))
+        assert reported == pytest.approx(float(mixed[0, :, 10, 27].norm()), abs=1e-3)
+        svg = client.predict(handle_file(CAT), "s12", api_name="/architecture")
+        assert 'data-measured="true"' in svg
+        assert [diagram_shapes(svg)[f"stage{number}"] for number in (1, 4)] == [(1, 64, 56, 56), (1, 512, 7, 7)]

@@ -6,6 +6,7 @@ so the tests check what the server computes, not just that it answers.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -170,6 +171,11 @@ def test_ablation_swaps_pooling_for_identity(client: Client, bundled_model: torc
     assert_image(chart, CHART_SIZE)
     assert "77.2" in summary and "74.3" in summary and "KL" in summary
     assert "stage(s) **1, 2, 3, 4**" in summary
+    # Beside the paper's figures: our measured mean ± sd over seeds, as recorded in the shipped checkpoint.
+    seeds = json.loads(bundled_choice(BUNDLED_DIR / "poolformer_s12_imagenette.safetensors").metadata["seed_summary"])
+    for mixer in ("pooling", "identity"):
+        count = len(seeds[mixer]["top1"])
+        assert f"{seeds[mixer]['mean'] * 100:.2f} ± {seeds[mixer]['sd'] * 100:.2f} % (mean ± sd over {count} seeds)" in summary
 
 
 def test_ablating_only_stage4_leaves_earlier_stages_identical(client: Client) -> None:

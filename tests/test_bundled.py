@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,22 @@ def test_checkpoint_is_self_describing(mixer: str) -> None:
     model = create_model(weights=path, device="cpu")
     assert model.class_names == NAMES
     assert model.token_mixers == (mixer,) * 4
+
+
+def test_shipped_checkpoints_record_every_seed_of_both_mixers() -> None:
+    """Both files carry the same multi-seed summary, and each one's own figure is its seed's entry in it."""
+    summaries = {}
+    for mixer, path in CHECKPOINTS.items():
+        with safe_open(str(path), framework="pt") as checkpoint:
+            metadata = checkpoint.metadata()
+        summaries[mixer] = json.loads(metadata["seed_summary"])
+        runs = summaries[mixer][mixer]["top1"]
+        assert len(runs) >= 2 and runs["0"] == float(metadata["val_top1"])  # seed 0 is the one shipped
+        assert summaries[mixer][mixer]["mean"] == pytest.approx(statistics.fmean(runs.values()))
+        assert summaries[mixer][mixer]["sd"] == pytest.approx(statistics.stdev(runs.values()))
+    assert summaries["pooling"] == summaries["identity"]
+    low, high = summaries["pooling"]["gap"]["ci95"]
+    assert low < summaries["pooling"]["gap"]["mean"] < high
 
 
 def test_pooling_model_classifies_val_images(val_dir: Path) -> None:

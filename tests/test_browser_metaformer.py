@@ -7,9 +7,11 @@ Uses test_browser.py's browser and page fixtures (one fresh visitor per test, so
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from playwright.sync_api import Locator, Page, expect
+from safetensors import safe_open
 from test_browser import (
     CAT,
     OUTPUT_TIMEOUT_MS,
@@ -46,7 +48,9 @@ def test_metaformer_tab_draws_the_photos_architecture(page: Page, checkpoint_dir
     expect(diagram.locator("image")).to_have_count(5)  # the crop and one energy map per stage
     expect(diagram.locator('g.stage[data-stage="4"]')).to_have_attribute("data-shape", "1,512,7,7")
     expect(page.locator("#paper-tables")).to_contain_text("no residual connections")
-    expect(page.locator("#measured-table")).to_contain_text("91.03")
+    with safe_open(str(checkpoint_dir / "poolformer_s12_imagenette.safetensors"), framework="pt") as checkpoint:
+        pooling = json.loads(checkpoint.metadata()["seed_summary"])["pooling"]
+    expect(page.locator("#measured-table")).to_contain_text(f"{pooling['mean'] * 100:.2f} ± {pooling['sd'] * 100:.2f}")
     screenshot(page, "tab-metaformer")
 
     choose_model(page, display_name(checkpoint_dir / "identityformer_s12_imagenette.safetensors"))

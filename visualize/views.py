@@ -352,6 +352,8 @@ def scratch_comparison(pooling: ModelChoice, identity: ModelChoice) -> str:
     if "gap" in summary:
         low, high = (value * 100 for value in summary["gap"]["ci95"])
         text += f"; the gap is {summary['gap']['mean'] * 100:+.2f} points (95 % interval {low:+.2f} to {high:+.2f})"
+        if low <= 0:
+            text += ", too few seeds yet to rule out no gap at all"
     return text + "."
 
 
@@ -575,6 +577,8 @@ def measured_table(runs: list[MeasuredRun]) -> str:
     if "gap" in summary:
         low, high = (value * 100 for value in summary["gap"]["ci95"])
         ours = f"**{summary['gap']['mean'] * 100:.2f} points** on average over seeds (95 % interval {low:+.2f} to {high:+.2f})"
+        if low <= 0:
+            ours += ", an interval that still includes no gap at all, so more seeds are needed to call it,"
     elif {"pooling", "identity"} <= by_mixer.keys():
         ours = f"**{(by_mixer['pooling'] - by_mixer['identity']) * 100:.2f} points** (one training run each)"
     else:

@@ -56,23 +56,35 @@ def seed_of(metadata: dict[str, str]) -> int:
 # ----------------------------------------------------------------------------- launching
 
 
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, as names a child's CUDA_VISIBLE_DEVICES accepts.
+
+    Under `CUDA_VISIBLE_DEVICES=2,3` the children must get "2" and "3", not torch's local indices 0 and 1.
+    """
+    count = torch.cuda.device_count()
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return [str(index) for index in range(count)]
+    return [name.strip() for name in visible.split(",") if name.strip()][:count]
+
+
 def launch(seeds: Sequence[int], mixers: Sequence[str], out_dir: Path, fit_args: Sequence[str]) -> int:
     """Train `out_dir/<mixer>-seed<S>.safetensors` for every mixer and seed, keeping every visible GPU busy.
 
     Each run is an ordinary `train fit` in its own process (pinned to one GPU), so a single-GPU run and
     a run in a batch of seeds are the same program; the logs go beside the checkpoints.
     """
-    gpus = list(range(torch.cuda.device_count())) or [None]
+    gpus = visible_gpus() or [None]
     out_dir.mkdir(parents=True, exist_ok=True)
     pending = [(mixer, seed) for seed in seeds for mixer in mixers]  # a pair of mixers finishes together
-    running: dict[tuple[str, int], tuple[int | None, subprocess.Popen]] = {}
+    running: dict[tuple[str, int], tuple[str | None, subprocess.Popen]] = {}
     failed = []
     started = time.perf_counter()
     while pending or running:
         while pending and len(running) < len(gpus):
             mixer, seed = pending.pop(0)
             gpu = next(g for g in gpus if g not in {busy for busy, _ in running.values()})
-            env = dict(os.environ, **({"CUDA_VISIBLE_DEVICES": str(gpu)} if gpu is not None else {}))
+            env = dict(os.environ, **({"CUDA_VISIBLE_DEVICES": gpu} if gpu is not None else {}))
             name = f"{mixer}-seed{seed}"
             command = [
                 sys.executable, "-m", "poolformer", "train", "fit", *fit_args,

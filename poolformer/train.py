@@ -12,11 +12,13 @@ Three steps, all under `python -m poolformer train`:
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import math
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -182,6 +184,15 @@ def eval_transform(images: torch.Tensor, size: int) -> torch.Tensor:
     return normalise(x)
 
 
+def protocol_transform(images: torch.Tensor, crop: int = 224, crop_pct: float = 0.9) -> torch.Tensor:
+    """The real eval's geometry on packed images (resize to crop / crop_pct, centre crop), so recipes
+    trained at different resolutions are judged at the resolution the app and `eval` use."""
+    resize = int(crop / crop_pct)
+    x = F.interpolate(images.float() / 255, size=(resize, resize), mode="bicubic", antialias=True, align_corners=False)
+    top = (resize - crop) // 2
+    return normalise(x[..., top : top + crop, top : top + crop].clamp(0, 1))
+
+
 # ----------------------------------------------------------------------------- training
 
 
@@ -201,13 +212,16 @@ def lr_at(step: int, total: int, warmup: int, peak: float, floor: float) -> floa
 
 
 @torch.no_grad()
-def accuracy(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, size: int, batch: int = 1000) -> float:
+def accuracy(
+    model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, transform: Callable[[torch.Tensor], torch.Tensor],
+    batch: int = 500,
+) -> float:
     was_training = model.training
     model.eval()
     correct = 0
     for i in range(0, len(images), batch):
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=images.is_cuda):
-            logits = model(eval_transform(images[i : i + batch], size))
+            logits = model(transform(images[i : i + batch]))
         correct += (logits.argmax(1) == labels[i : i + batch]).sum().item()
     model.train(was_training)
     return correct / len(images)
@@ -255,6 +269,8 @@ def fit(args: argparse.Namespace) -> None:
     if distributed:
         step_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if args.compile:
+        # A --final-size phase recompiles for its resolution; keep that graph static (and fast) too.
+        torch._dynamo.config.automatic_dynamic_shapes = False
         step_model = torch.compile(step_model)
     optimizer = torch.optim.AdamW(
         parameter_groups(model, args.weight_decay), lr=args.lr, betas=(0.9, 0.999), fused=device.type == "cuda"
@@ -300,13 +316,17 @@ def fit(args: argparse.Namespace) -> None:
         train_loss = loss_sum.item() / steps_per_epoch
         line = f"epoch {epoch + 1:3d}/{args.epochs} loss {train_loss:.4f} lr {optimizer.param_groups[0]['lr']:.2e}"
         if val_images is not None and rank == 0:
-            line += f" val {accuracy(model, val_images, val_labels, size):.4f}"
+            proxy = functools.partial(eval_transform, size=size)
+            line += f" val {accuracy(model, val_images, val_labels, proxy):.4f}"
             if (epoch + 1) % 10 == 0 or epoch + 1 == args.epochs:
-                line += f" val_ema {accuracy(ema, val_images, val_labels, size):.4f}"
+                line += f" val_ema {accuracy(ema, val_images, val_labels, proxy):.4f}"
         log(f"{line} ({time.perf_counter() - epoch_start:.2f}s, total {time.perf_counter() - started:.0f}s)", flush=True)
 
     if rank == 0:
         train_seconds = time.perf_counter() - started
+        if args.holdout > 0:  # the figure recipes are compared by
+            log(f"holdout EMA top-1 at the eval protocol (resize {int(224 / 0.9)}, crop 224): "
+                f"{accuracy(ema, val_images, val_labels, protocol_transform):.4f} on {len(val_images)} images")
         recipe = (
             f"{args.epochs} epochs at {args.size}px"
             + (f" (last {args.final_epochs} at {final_size}px)" if args.final_epochs else "")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import statistics
 import subprocess
 import sys
@@ -62,6 +63,25 @@ def test_pack_fit_finalize_produces_a_working_checkpoint(colour_dataset: Path, t
 
     model = create_model(weights=final)
     assert model.token_mixers == ("identity",) * 4 and model.num_classes == 2
+
+
+def test_holdout_fit_with_a_final_phase_scores_the_holdout_at_the_eval_protocol(
+    colour_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Recipes are compared on held-out train images at 224 px (as `eval` sees val), whatever they trained at."""
+    packed, raw = tmp_path / "train.safetensors", tmp_path / "raw.safetensors"
+    assert train_main(["pack", str(colour_dataset), str(packed), "--size", "40"]) == 0
+    assert train_main([
+        "fit", "--data", str(packed), "--out", str(raw), "--holdout", "0.25", "--epochs", "6", "--warmup-epochs", "1",
+        "--batch-size", "8", "--size", "32", "--final-size", "48", "--final-epochs", "2", "--lr", "1e-3", "--ema", "0.5",
+        "--no-compile",
+    ]) == 0  # fmt: skip
+    log = capsys.readouterr().out
+    assert "data: 36 train, 12 val" in log
+    score = re.search(r"holdout EMA top-1 at the eval protocol \(resize 248, crop 224\): ([0-9.]+) on 12 images", log)
+    assert score is not None, log[-1500:]
+    assert float(score.group(1)) >= 0.75  # two colour-coded classes: learnt even in six tiny epochs
+    assert "(last 2 at 48px)" in read_metadata(raw)["recipe"]
 
 
 def test_fit_runs_data_parallel_under_torchrun(colour_dataset: Path, tmp_path: Path) -> None:

@@ -45,8 +45,10 @@ class GraphedFunction:
     under a lock: the graph's buffers are shared, so concurrent callers take turns (a replay is short).
     """
 
-    def __init__(self, function: Callable[[torch.Tensor], object], example: torch.Tensor, warmup: int = 3) -> None:
-        compiled = torch.compile(function, dynamic=False, fullgraph=True)
+    def __init__(
+        self, function: Callable[[torch.Tensor], object], example: torch.Tensor, options: dict[str, object], warmup: int = 3
+    ) -> None:
+        compiled = torch.compile(function, dynamic=False, fullgraph=True, options=options)
         self.input = example.clone()
         self.lock = threading.Lock()
         with torch.inference_mode():
@@ -89,13 +91,24 @@ class CompiledPoolFormer(PoolFormer):
         return super().forward_with_stages(x)
 
 
-def compile_model(model: PoolFormer, batch: int = 1, size: int = 224) -> CompiledPoolFormer:
+# Inductor settings to build the graph with; benchmarks/cuda_graph_options.py times each. "1x1-as-mm" turns the
+# channel MLP's 1x1 convolutions into matrix products that Inductor fuses with their neighbours: on an H100 it
+# took S12's batch-1 replay from 1.21 to 0.93 ms. (max_autotune found faster fp32 GEMMs, but its search for
+# this one shape ran past four minutes.)
+COMPILE_OPTIONS: dict[str, dict[str, object]] = {
+    "default": {},
+    "1x1-as-mm": {"conv_1x1_as_mm": True},
+}
+APP_OPTIONS = "1x1-as-mm"
+
+
+def compile_model(model: PoolFormer, batch: int = 1, size: int = 224, options: str = APP_OPTIONS) -> CompiledPoolFormer:
     """Build the graphed twin of an eval-mode CUDA model for (batch, 3, size, size) fp32 input; takes seconds."""
     device = next(model.parameters()).device
     exact_fp32()
     example = torch.zeros(batch, 3, size, size, device=device)
     twin = shallow_copy(model, CompiledPoolFormer)
-    twin.graphed = GraphedFunction(model.forward_with_stages, example)
+    twin.graphed = GraphedFunction(model.forward_with_stages, example, COMPILE_OPTIONS[options])
     return twin
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from poolformer.compiled import CompiledPoolFormer, compile_model
+from poolformer.compiled import COMPILE_OPTIONS, CompiledPoolFormer, compile_model
 from poolformer.model import PoolFormer
 from poolformer.preprocess import load_image, preprocess
 from poolformer.weights import create_model
@@ -56,10 +56,13 @@ def assert_close(a: tuple, b: tuple) -> None:
     assert logits <= LOGITS_TOLERANCE and stages <= STAGES_TOLERANCE
 
 
-def test_graphed_fp32_equals_eager(eager: PoolFormer, photos: torch.Tensor) -> None:
-    """Batch-1 logits and all four stage outputs from the CUDA graph equal eager fp32 (logits to 1e-5, stage maps to 1e-4, relative), photo
-    after photo (each replay must see its own input); other shapes and swapped mixers run eagerly."""
-    compiled = compile_model(eager)
+@pytest.mark.parametrize("options", list(COMPILE_OPTIONS))
+def test_graphed_fp32_equals_eager(eager: PoolFormer, photos: torch.Tensor, options: str) -> None:
+    """Batch-1 logits and all four stage outputs from the CUDA graph equal eager fp32 (logits to 1e-5, stage maps
+    to 1e-4, relative), photo after photo (each replay must see its own input), with every set of compile options;
+    other shapes and swapped mixers run eagerly."""
+    torch._dynamo.reset()
+    compiled = compile_model(eager, options=options)
     with torch.inference_mode():
         for photo in photos:
             one = photo[None]

@@ -119,7 +119,7 @@ def test_welch_interval_matches_textbook_quantiles() -> None:
 
 
 def test_seeds_then_summarize_record_every_seed_and_the_app_text_shows_them(
-    colour_dataset: Path, tmp_path: Path
+    colour_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Two seeds of each mixer (one after another on CPU), then the per-seed figures land in every checkpoint."""
     packed = tmp_path / "train.safetensors"
@@ -142,6 +142,15 @@ def test_seeds_then_summarize_record_every_seed_and_the_app_text_shows_them(
         assert summary[mixer]["mean"] == pytest.approx(statistics.fmean(recorded.values()))
     low, high = summary["gap"]["ci95"]
     assert low <= summary["gap"]["mean"] <= high
+
+    # Adding a seed later: runs measured before are not measured again, and the summary covers them all.
+    assert train_main(["seeds", "--seeds", "2", "--mixers", "pooling", "--out-dir", str(runs), "--", *fit_args]) == 0
+    again = tmp_path / "again"
+    measured = [*final.iterdir(), runs / "pooling-seed2.safetensors"]
+    assert train_main(["summarize", *map(str, measured), "--val", str(colour_dataset), "--out-dir", str(again)]) == 0
+    assert capsys.readouterr().out.count("already measured") == 4
+    summary_again = json.loads(read_metadata(again / "identity-seed0.safetensors")[SUMMARY_KEY])
+    assert summary_again["identity"] == summary["identity"] and len(summary_again["pooling"]["top1"]) == 3
 
     text = scratch_comparison(bundled_choice(final / "pooling-seed0.safetensors"), bundled_choice(final / "identity-seed0.safetensors"))
     pooling = summary["pooling"]

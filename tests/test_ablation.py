@@ -14,7 +14,7 @@ import torch
 from conftest import REPO
 from PIL import Image, ImageColor
 
-from poolformer.explorer.ablation import forward_both
+from poolformer.explorer.ablation import ablation_passes
 from poolformer.model import PoolFormer
 from poolformer.preprocess import load_image, preprocess
 from poolformer.weights import create_model
@@ -28,24 +28,37 @@ def model(checkpoint_dir: Path) -> PoolFormer:
     return create_model("s12", weights=checkpoint_dir / "poolformer_s12_imagenette.safetensors")
 
 
+@pytest.fixture(scope="module")
+def scratch(checkpoint_dir: Path) -> PoolFormer:
+    return create_model("s12", weights=checkpoint_dir / "identityformer_s12_imagenette.safetensors")
+
+
 @pytest.mark.parametrize(
     "mixers",
     [["identity"] * 4, ["pooling", "pooling", "identity", "identity"], ["pooling", "pooling", "pooling-5", "identity"]],
     ids=lambda mixers: "-".join(mixers),
 )
-def test_shared_start_gives_exactly_two_full_passes(model: PoolFormer, mixers: list[str]) -> None:
-    """The stem and the stages before the first changed one are computed once; nothing else may change."""
+def test_shared_start_and_side_by_side_passes_give_exactly_three_full_passes(
+    model: PoolFormer, scratch: PoolFormer, mixers: list[str]
+) -> None:
+    """The stem and the stages before the first changed one are computed once and the rest run on helper
+    threads; nothing may change, and the helpers run under the caller's inference mode."""
     pixels = preprocess(load_image(CAT), model.variant.crop_pct)
     with torch.inference_mode():
-        (pooled, pooled_stages), (swapped, swapped_stages) = forward_both(model, mixers, pixels)
+        (pooled, pooled_stages), (swapped, swapped_stages), scratch_logits = ablation_passes(model, mixers, pixels, scratch)
         expected_pooled, expected_pooled_stages = model.forward_with_stages(pixels)
         expected_swapped, expected_swapped_stages = model.with_token_mixers(mixers).forward_with_stages(pixels)
+        expected_scratch = scratch(pixels)
     assert torch.equal(pooled, expected_pooled) and torch.equal(swapped, expected_swapped)
+    assert torch.equal(scratch_logits, expected_scratch)
     for ours, theirs in zip(
         pooled_stages + swapped_stages, expected_pooled_stages + expected_swapped_stages, strict=True
     ):
         assert torch.equal(ours, theirs)
-    assert not torch.equal(pooled, swapped)
+        assert ours.is_inference()  # computed on a helper thread, yet under the caller's inference mode
+    assert scratch_logits.is_inference() and not torch.equal(pooled, swapped)
+    with torch.inference_mode():
+        assert ablation_passes(model, mixers, pixels)[2] is None  # no scratch twin: two passes only
 
 
 def rectangles(picture: Image.Image, colour: str) -> list[tuple[int, int, int, int]]:

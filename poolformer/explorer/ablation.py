@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,6 +19,7 @@ from poolformer.explorer.common import (
     PhotoSource,
     model_input,
     photo_from,
+    side_by_side,
     top_k,
 )
 from poolformer.model import NUM_STAGES, PoolFormer
@@ -109,27 +112,47 @@ def ablation_mixers(stages: Sequence[int], pool_sizes: Sequence[int] | None = No
     return ["identity" if number in chosen else pooling_mixer(size) for number, size in zip(ALL_STAGES, sizes)]
 
 
-def forward_both(
-    model: PoolFormer, mixers: Sequence[str], pixels: torch.Tensor
-) -> tuple[tuple[torch.Tensor, list[torch.Tensor]], tuple[torch.Tensor, list[torch.Tensor]]]:
-    """(logits, stage outputs) of the model as trained and of its twin with `mixers`, sharing the common start.
+def shared_start(model: PoolFormer, pixels: torch.Tensor, stages: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The stem and the first `stages` stages: the part of a pass that two mixer settings have in common."""
+    x = model.stem(pixels)
+    outputs = []
+    for stage in model.stages[:stages]:
+        x = stage(x)
+        outputs.append(x)
+    return x, outputs
 
-    Both start with the same stem and, up to the first stage whose mixer changes, the same stages on the same
-    input, so those are computed once: the same numbers as two full passes, for less work when early stages keep
-    their trained mixer.
+
+def finish(model: PoolFormer, x: torch.Tensor, outputs: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The rest of a pass begun by `shared_start`: the remaining stages and the head."""
+    outputs = list(outputs)
+    for stage in model.stages[len(outputs) :]:
+        x = stage(x)
+        outputs.append(x)
+    return model.head(x), outputs
+
+
+Pass = tuple[torch.Tensor, list[torch.Tensor]]  # logits and the four stage outputs
+
+
+def ablation_passes(
+    model: PoolFormer, mixers: Sequence[str], pixels: torch.Tensor, scratch: PoolFormer | None = None
+) -> tuple[Pass, Pass, torch.Tensor | None]:
+    """The model as trained and with `mixers` (logits, stage outputs), and the scratch twin's logits.
+
+    The stem and the stages before the first changed mixer are computed once (same input, same weights);
+    the rest of both passes and the scratch twin's pass are independent, so they run side by side.
+    The numbers are those of separate full passes.
     """
     twin = model.with_token_mixers(mixers)
     first_changed = next(
         (index for index, (trained, ablated) in enumerate(zip(model.token_mixers, mixers)) if trained != ablated), len(mixers)
     )
-    x = y = model.stem(pixels)
-    pooled_stages, twin_stages = [], []
-    for index, (stage, twin_stage) in enumerate(zip(model.stages, twin.stages)):
-        x = stage(x)
-        y = x if index < first_changed else twin_stage(y)
-        pooled_stages.append(x)
-        twin_stages.append(y)
-    return (model.head(x), pooled_stages), (twin.head(y), twin_stages)
+    x, common = shared_start(model, pixels, first_changed)
+    jobs: list[Callable[[], Any]] = [partial(finish, model, x, common), partial(finish, twin, x, common)]
+    if scratch is not None:
+        jobs.append(partial(scratch, pixels))
+    trained, ablated, *scratch_logits = side_by_side(*jobs)
+    return trained, ablated, scratch_logits[0] if scratch_logits else None
 
 
 @torch.inference_mode()
@@ -151,16 +174,15 @@ def ablate(
     mixers = ablation_mixers(stages, pool_sizes)
     pixels = model_input(photo_from(source), choice.variant)
     model = MODELS.get(choice, report)
-    (pooled_logits, pooled_stages), (identity_logits, identity_stages) = forward_both(model, mixers, pixels)
+    twin = scratch_twin(choice)
+    twin_model = None if twin is None else MODELS.get(twin, report)  # same dataset: same classes, same order
+    (pooled_logits, pooled_stages), (identity_logits, identity_stages), scratch_logits = ablation_passes(
+        model, mixers, pixels, twin_model
+    )
     pooling = run_of("pooling (as trained)", pooled_logits, model.class_names)
     resized = any(mixer.startswith("pooling-") for mixer in mixers)
     identity = run_of("your mixers (what-if)" if resized else "identity swapped in", identity_logits, model.class_names)
-
-    twin = scratch_twin(choice)
-    scratch = None
-    if twin is not None:
-        twin_model = MODELS.get(twin, report)  # same dataset, so the same classes in the same order
-        scratch = run_of("identity, trained from scratch", twin_model(pixels), twin_model.class_names)
+    scratch = None if twin_model is None else run_of("identity, trained from scratch", scratch_logits, twin_model.class_names)
     return Ablation(
         choice=choice,
         status=status_line(model),

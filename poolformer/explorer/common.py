@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -21,12 +23,34 @@ DEVICE = resolve_device(None)  # CUDA when present, else CPU
 # MetaFormer paper (arXiv 2111.11418), Table 5: S12 trained from scratch on ImageNet-1k.
 PAPER_S12_TOP1 = {mixer: TOKEN_MIXER_TOP1[mixer] for mixer in ("pooling", "identity")}
 
+T = TypeVar("T")
 LoadReporter = Callable[[str], None]
 PhotoSource = str | Path | bytes | Image.Image
 
 
 class ExplorerError(ValueError):
     """A request the app can't serve (unknown model, nothing to ablate); str is one line for the user."""
+
+
+# Helper threads for independent model passes of one request. Torch releases the GIL inside its operations,
+# so with one intra-op thread per request (app.py) a lone visitor's passes use the otherwise idle cores.
+_PASSES = ThreadPoolExecutor(max_workers=4, thread_name_prefix="model-pass")
+
+
+def side_by_side(*jobs: Callable[[], T]) -> list[T]:
+    """Run independent model passes at once, the first on this thread; results in order, as if run one by one.
+
+    Grad and inference mode are per thread in torch, so the helpers take the caller's.
+    """
+    inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
+
+    def in_callers_mode(job: Callable[[], T]) -> T:
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+            return job()
+
+    others = [_PASSES.submit(in_callers_mode, job) for job in jobs[1:]]
+    first = jobs[0]()
+    return [first, *(future.result() for future in others)]
 
 
 def photo_from(source: PhotoSource | None) -> Image.Image:

@@ -188,7 +188,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--endpoints", nargs="+", default=list(ENDPOINT_BUDGET_MS), choices=list(ENDPOINT_BUDGET_MS))
     parser.add_argument("--calls", type=int, default=20, help="timed calls per endpoint and round, app and floor each")
     parser.add_argument("--rounds", type=int, default=3, help="repeats of the endpoint measurement, for the spread")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed calls per round first")
+    parser.add_argument(
+        "--warmup", type=int, default=10, help="untimed calls per round first (with 3, round 1 still ran ~40 ms slow)"
+    )
     parser.add_argument("--browser-runs", type=int, default=5, help="fresh visits per server in the browser (0: skip)")
     parser.add_argument("--starts", type=int, default=3, help="how many times to start python app.py (0: skip)")
 

@@ -44,7 +44,7 @@ def main() -> None:
         with torch.inference_mode():
             delta = max_difference(graphed.forward_with_stages(one), eager.forward_with_stages(one))
             app_call, replay, theirs = paired_medians(
-                [lambda: graphed.forward_with_stages(one), graphed.graphed.graph.replay, lambda: reference(one)],
+                [lambda: graphed.forward_with_stages(one), graphed.graphs["forward_with_stages"].graph.replay, lambda: reference(one)],
                 args.runs,
                 device,
             )

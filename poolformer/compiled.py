@@ -6,7 +6,8 @@ element-wise work into fewer kernels and a CUDA graph launches all of them at on
 Exactness: the compiled graph computes the eager model's function in fp32; only the order of additions
 differs. TF32 is switched off for convolutions and matrix products when a graph is built (the CUDA default
 lets cuDNN use TF32). tests/test_compiled_gpu.py holds logits to 1e-5 and stage maps to 1e-4 of their
-largest value (measured on an H100 with the bundled S12: at most 6.3e-7 and 1.3e-6). The bf16 throughput
+largest value (measured on an H100 with the bundled S12: at most 7.4e-7 and 1.8e-6, the first-mixer maps of
+`forward_with_mixer_views` included). The bf16 throughput
 path in benchmarks/model_speed.py is approximate by nature; that test checks it keeps the fp32 top-5.
 
 On CPU nothing here is used: compiling is slower there than the folded eager model and takes long.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch.utils._pytree import tree_map
@@ -51,6 +52,7 @@ class GraphedFunction:
         compiled = torch.compile(function, dynamic=False, fullgraph=True, options=options)
         self.input = example.clone()
         self.lock = threading.Lock()
+        self.replays = 0  # calls served by the graph (the GPU tests check that the app's views go through it)
         with torch.inference_mode():
             side = torch.cuda.Stream()  # warm up (compile, autotune, allocate) off the default stream
             side.wait_stream(torch.cuda.current_stream())
@@ -73,22 +75,31 @@ class GraphedFunction:
         with self.lock, torch.inference_mode():
             self.input.copy_(x)
             self.graph.replay()
+            self.replays += 1
             return tree_map(torch.clone, self.output)
 
 
 class CompiledPoolFormer(PoolFormer):
-    """A twin of a PoolFormer (same modules, same parameters) whose `forward_with_stages` replays a CUDA graph
-    for the one input shape it was built for, and runs eagerly for any other input.
+    """A twin of a PoolFormer (same modules, same parameters) whose `forward_with_stages` and
+    `forward_with_mixer_views` replay CUDA graphs for the one input shape they were built for, and run eagerly
+    for any other input (or a method that has no graph).
 
     Everything else (the stem, the stages, `with_token_mixers`) is the eager model's own.
     """
 
-    graphed: GraphedFunction
+    graphs: dict[str, GraphedFunction]
+
+    def _replay_or_run(self, method: str, x: torch.Tensor):
+        graph = self.graphs.get(method)
+        if graph is not None and graph.accepts(x):
+            return graph(x)
+        return getattr(super(), method)(x)
 
     def forward_with_stages(self, x: torch.Tensor) -> StageOutputs:
-        if self.graphed.accepts(x):
-            return self.graphed(x)
-        return super().forward_with_stages(x)
+        return self._replay_or_run("forward_with_stages", x)
+
+    def forward_with_mixer_views(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        return self._replay_or_run("forward_with_mixer_views", x)
 
 
 # Inductor settings to build the graph with; benchmarks/cuda_graph_options.py times each. "1x1-as-mm" turns the
@@ -100,15 +111,25 @@ COMPILE_OPTIONS: dict[str, dict[str, object]] = {
     "1x1-as-mm": {"conv_1x1_as_mm": True},
 }
 APP_OPTIONS = "1x1-as-mm"
+# What the app graphs: /compare and the MetaFormer diagram call forward_with_stages, /predict and the pooling
+# filter view forward_with_mixer_views. `eval` and the benchmarks need only the first.
+APP_METHODS = ("forward_with_stages", "forward_with_mixer_views")
 
 
-def compile_model(model: PoolFormer, batch: int = 1, size: int = 224, options: str = APP_OPTIONS) -> CompiledPoolFormer:
-    """Build the graphed twin of an eval-mode CUDA model for (batch, 3, size, size) fp32 input; takes seconds."""
+def compile_model(
+    model: PoolFormer,
+    batch: int = 1,
+    size: int = 224,
+    options: str = APP_OPTIONS,
+    methods: Sequence[str] = ("forward_with_stages",),
+) -> CompiledPoolFormer:
+    """Build the graphed twin of an eval-mode CUDA model for (batch, 3, size, size) fp32 input; takes seconds
+    per method."""
     device = next(model.parameters()).device
     exact_fp32()
     example = torch.zeros(batch, 3, size, size, device=device)
     twin = shallow_copy(model, CompiledPoolFormer)
-    twin.graphed = GraphedFunction(model.forward_with_stages, example, COMPILE_OPTIONS[options])
+    twin.graphs = {method: GraphedFunction(getattr(model, method), example, COMPILE_OPTIONS[options]) for method in methods}
     return twin
 
 
@@ -123,7 +144,7 @@ def compile_in_background(
     def work() -> None:
         started = time.perf_counter()
         try:
-            twin = compile_model(model)
+            twin = compile_model(model, methods=APP_METHODS)
         except Exception as error:  # noqa: BLE001 - any failure here only means we stay eager
             print(f"compiling {name} failed, serving it eagerly: {error}", file=sys.stderr, flush=True)
             return

@@ -249,6 +249,23 @@ class PoolFormer(nn.Module):
             stage_outputs.append(x)
         return self.head(x), stage_outputs
 
+    def forward_with_mixer_views(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """Logits, the four stage outputs, and what each stage's first token mixer outputs, from one pass.
+
+        On the way through each stage, the first block's normalised input also goes through its token mixer
+        (for pooling, pool(x) - x: what pooling adds to each token at the start of the stage), so the views can
+        show it. It costs one extra norm + mixer per stage.
+        """
+        stage_outputs, mixer_outputs = [], []
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage.downsample(x)
+            first_block = stage.blocks[0]
+            mixer_outputs.append(first_block.token_mixer(first_block.norm1(x)))
+            x = stage.blocks(x)
+            stage_outputs.append(x)
+        return self.head(x), stage_outputs, mixer_outputs
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_stages(x)[0]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from poolformer.compiled import COMPILE_OPTIONS, CompiledPoolFormer, compile_model
+from poolformer.compiled import APP_METHODS, COMPILE_OPTIONS, CompiledPoolFormer, compile_model
 from poolformer.model import PoolFormer
 from poolformer.preprocess import load_image, preprocess
 from poolformer.weights import create_model
@@ -67,7 +67,7 @@ def test_graphed_fp32_equals_eager(eager: PoolFormer, photos: torch.Tensor, opti
         for photo in photos:
             one = photo[None]
             assert_close(compiled.forward_with_stages(one), eager.forward_with_stages(one))
-        assert not compiled.graphed.accepts(photos)  # batch of 6: eager fallback, same answer
+        assert not compiled.graphs["forward_with_stages"].accepts(photos)  # batch of 6: eager fallback, same answer
         assert_close(compiled.forward_with_stages(photos), eager.forward_with_stages(photos))
     ablated = compiled.with_token_mixers("identity")  # a plain eager twin, not the pooling graph
     assert type(ablated) is PoolFormer
@@ -87,8 +87,22 @@ def test_bf16_compiled_keeps_the_fp32_top5(eager: PoolFormer, photos: torch.Tens
     assert torch.equal(bf16_top5.sort().values, fp32_top5.sort().values)
 
 
+def test_mixer_views_graph_equals_eager(eager: PoolFormer, photos: torch.Tensor) -> None:
+    """The graph behind /predict and the pooling-filter view: logits, stage maps and first-mixer maps equal eager."""
+    torch._dynamo.reset()
+    compiled = compile_model(eager, methods=APP_METHODS)
+    with torch.inference_mode():
+        for photo in photos:
+            logits, stages, mixers = compiled.forward_with_mixer_views(photo[None])
+            eager_logits, eager_stages, eager_mixers = eager.forward_with_mixer_views(photo[None])
+            assert_close((logits, stages), (eager_logits, eager_stages))
+            assert_close((logits, mixers), (eager_logits, eager_mixers))
+    assert compiled.graphs["forward_with_mixer_views"].replays == len(photos)
+
+
 def test_cache_serves_eager_at_once_then_compiled(monkeypatch) -> None:
-    """The app's cache answers with the eager twin immediately and swaps in the compiled one when it is ready."""
+    """The app's cache answers with the eager twin immediately and swaps in the compiled one when it is ready;
+    then /predict's and /compare's computations replay its graphs."""
     from poolformer.explorer import cache
     from poolformer.explorer.catalogue import bundled_choice
 
@@ -106,3 +120,13 @@ def test_cache_serves_eager_at_once_then_compiled(monkeypatch) -> None:
     photo = torch.randn(1, 3, 224, 224, device="cuda")
     with torch.inference_mode():
         assert_close(compiled.forward_with_stages(photo), first.forward_with_stages(photo))
+
+    from poolformer.explorer import prediction
+
+    monkeypatch.setattr(prediction, "MODELS", models)  # the app's predict, served from this cache
+    replays = compiled.graphs["forward_with_mixer_views"].replays
+    predicted = prediction.predict(PHOTOS[0], choice.value)
+    assert compiled.graphs["forward_with_mixer_views"].replays == replays + 1
+    with torch.inference_mode():
+        eager_logits = first(preprocess(load_image(PHOTOS[0]), 0.9).cuda())
+    assert list(predicted.top5) == [first.class_names[i] for i in eager_logits[0].topk(5).indices.tolist()]

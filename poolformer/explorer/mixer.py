@@ -20,7 +20,6 @@ from poolformer.explorer.common import (
     model_input,
     photo_from,
 )
-from poolformer.explorer.prediction import forward_with_mixer_views
 from poolformer.mixer_filter import POOL_SIZE, kernel_at, pool_minus_identity
 from poolformer.model import PoolFormer
 
@@ -45,7 +44,7 @@ def filter_photo(source: PhotoSource | None, value: str, report: LoadReporter | 
     model = MODELS.get(choice, report)
     photo = input_photo(pixels)
     rgb = np.asarray(photo, dtype=np.float64).transpose(2, 0, 1) / 255.0
-    _, _, mixer_outputs = forward_with_mixer_views(model, pixels)
+    _, _, mixer_outputs = model.forward_with_mixer_views(pixels)
     return MixerFilter(
         choice=choice,
         status=status_line(model),

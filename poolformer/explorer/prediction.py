@@ -47,25 +47,6 @@ class Prediction:
     stages: list[StageView]
 
 
-@torch.inference_mode()
-def forward_with_mixer_views(model: PoolFormer, pixels: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
-    """Logits, stage outputs, and each stage's first token-mixer output, from one forward pass.
-
-    It runs the stages one by one (as `forward_with_stages` does) so that, on the way, the first
-    block's normalised input can also go through its token mixer: that is pool(x) - x, what
-    pooling adds to each token at the start of the stage. It costs one extra norm + pool per stage.
-    """
-    x = model.stem(pixels)
-    stage_outputs, mixer_outputs = [], []
-    for stage in model.stages:
-        x = stage.downsample(x)
-        first_block = stage.blocks[0]
-        mixer_outputs.append(first_block.token_mixer(first_block.norm1(x)))
-        x = stage.blocks(x)
-        stage_outputs.append(x)
-    return model.head(x), stage_outputs, mixer_outputs
-
-
 def stage_view(number: int, model: PoolFormer, features: torch.Tensor, mixer_output: torch.Tensor) -> StageView:
     channel_strength = features[0].mean(dim=(1, 2))
     strongest = channel_strength.topk(min(CHANNELS_SHOWN, channel_strength.numel())).indices.tolist()
@@ -80,12 +61,13 @@ def stage_view(number: int, model: PoolFormer, features: torch.Tensor, mixer_out
     )
 
 
+@torch.inference_mode()
 def predict(source: PhotoSource | None, value: str, report: LoadReporter | None = None) -> Prediction:
     """Top-5 and a per-stage look inside the network, for one photo and one model."""
     choice = find_choice(value)
     pixels = model_input(photo_from(source), choice.variant)
     model = MODELS.get(choice, report)
-    logits, stage_outputs, mixer_outputs = forward_with_mixer_views(model, pixels)
+    logits, stage_outputs, mixer_outputs = model.forward_with_mixer_views(pixels)
     stages = [
         stage_view(number, model, features, mixed)
         for number, features, mixed in zip(ALL_STAGES, stage_outputs, mixer_outputs)

@@ -13,6 +13,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 
 import functools
 import logging
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 
 import gradio as gr
 import torch
+from gradio import processing_utils
 
 from poolformer import explorer, hub
 from poolformer.preprocess import ImageError
@@ -908,8 +910,35 @@ def torch_threads_per_request() -> int:
     return max(1, (os.cpu_count() or 1) // MODEL_RUNS_AT_ONCE)
 
 
+def cache_pictures_atomically() -> None:
+    """Make Gradio put each output picture into its cache by writing a temporary file and renaming it into place.
+
+    Gradio 6.31 names a cached picture after the hash of its bytes and rewrites it in place (truncate, then
+    write) every time it is produced. Two visitors who get the same picture at once (the same example photo)
+    then race: one download can be cut short while the other request rewrites the file, and the browser shows a
+    broken image. Gradio already copies other files this way; an existing copy is only touched, since
+    `delete_cache` ages files by their ctime.
+    """
+
+    def save_pil_to_cache(img: Any, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+        data = processing_utils.encode_pil_to_bytes(img, format)
+        folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+        folder.mkdir(exist_ok=True, parents=True)
+        path = (folder / f"{name}.{format}").resolve()
+        if path.exists():
+            os.utime(path)
+            return str(path)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".partial-", delete=False) as partial:
+            partial.write(data)
+        os.replace(partial.name, path)
+        return str(path)
+
+    processing_utils.save_pil_to_cache = save_pil_to_cache  # Gradio's components call it through the module
+
+
 def serve(app: gr.Blocks) -> None:
     """Start serving with the public-server settings above; returns at once (benchmarks/echo_app.py serves so too)."""
+    cache_pictures_atomically()
     for event in app.fns.values():  # every API endpoint, present and future, in one pool of model runs
         if event.api_visibility == "public":
             event.concurrency_id = "model runs"

@@ -111,8 +111,8 @@ COMPILE_OPTIONS: dict[str, dict[str, object]] = {
     "1x1-as-mm": {"conv_1x1_as_mm": True},
 }
 APP_OPTIONS = "1x1-as-mm"
-# What the app graphs: /compare and the MetaFormer diagram call forward_with_stages, /predict and the pooling
-# filter view forward_with_mixer_views. `eval` and the benchmarks need only the first.
+# What the app graphs: /compare and the MetaFormer diagram call forward_with_stages, /predict calls
+# forward_with_mixer_views. `eval` and the benchmarks need only the first.
 APP_METHODS = ("forward_with_stages", "forward_with_mixer_views")
 
 

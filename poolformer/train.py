@@ -184,7 +184,7 @@ def eval_transform(images: torch.Tensor, size: int) -> torch.Tensor:
     return normalise(x)
 
 
-def protocol_transform(images: torch.Tensor, crop: int = 224, crop_pct: float = 0.9) -> torch.Tensor:
+def protocol_transform(images: torch.Tensor, crop_pct: float, crop: int = 224) -> torch.Tensor:
     """The real eval's geometry on packed images (resize to crop / crop_pct, centre crop), so recipes
     trained at different resolutions are judged at the resolution the app and `eval` use."""
     resize = int(crop / crop_pct)
@@ -325,8 +325,9 @@ def fit(args: argparse.Namespace) -> None:
     if rank == 0:
         train_seconds = time.perf_counter() - started
         if args.holdout > 0:  # the figure recipes are compared by
-            log(f"holdout EMA top-1 at the eval protocol (resize {int(224 / 0.9)}, crop 224): "
-                f"{accuracy(ema, val_images, val_labels, protocol_transform):.4f} on {len(val_images)} images")
+            protocol = functools.partial(protocol_transform, crop_pct=variant.crop_pct)
+            log(f"holdout EMA top-1 at the eval protocol (resize {int(224 / variant.crop_pct)}, crop 224): "
+                f"{accuracy(ema, val_images, val_labels, protocol):.4f} on {len(val_images)} images")
         recipe = (
             f"{args.epochs} epochs at {args.size}px"
             + (f" (last {args.final_epochs} at {final_size}px)" if args.final_epochs else "")

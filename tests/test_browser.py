@@ -57,12 +57,16 @@ def display_name(checkpoint: Path) -> str:
         return reader.metadata()["name"]
 
 
-def test_predict_shows_top5_and_four_stage_maps(page: Page) -> None:
+def predicted_page(page: Page) -> None:
     upload(page, CAT)
     page.locator("#predict-button").click()
     expect_top5(page.locator("#top5"))
     for stage in range(1, 5):
         expect_picture_shown(page.locator(f"#stage-{stage}"))
+
+
+def test_predict_shows_top5_and_four_stage_maps(page: Page) -> None:
+    predicted_page(page)
     expect(page.get_by_text("512 × 7 × 7")).to_be_visible()
     screenshot(page, "tab-predict")
 
@@ -112,14 +116,6 @@ def panel_brightness(picture: Locator, left: int, top: int, size: int) -> float:
         }""",
         [left, top, size],
     )
-
-
-def predicted_page(page: Page) -> None:
-    upload(page, CAT)
-    page.locator("#predict-button").click()
-    expect_top5(page.locator("#top5"))
-    for stage in range(1, 5):
-        expect_picture_shown(page.locator(f"#stage-{stage}"))
 
 
 def test_clicking_a_token_on_a_stage_map_shows_its_neighbourhood(page: Page) -> None:

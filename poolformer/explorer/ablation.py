@@ -112,22 +112,20 @@ def ablation_mixers(stages: Sequence[int], pool_sizes: Sequence[int] | None = No
     return ["identity" if number in chosen else pooling_mixer(size) for number, size in zip(ALL_STAGES, sizes)]
 
 
-def shared_start(model: PoolFormer, pixels: torch.Tensor, stages: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """The stem and the first `stages` stages: the part of a pass that two mixer settings have in common."""
-    x = model.stem(pixels)
-    outputs = []
-    for stage in model.stages[:stages]:
+def run_stages(
+    model: PoolFormer, x: torch.Tensor, outputs: list[torch.Tensor], stop: int = NUM_STAGES
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Carry a pass on from stage len(outputs) + 1 up to stage `stop`, collecting each stage's output."""
+    outputs = list(outputs)
+    for stage in model.stages[len(outputs) : stop]:
         x = stage(x)
         outputs.append(x)
     return x, outputs
 
 
 def finish(model: PoolFormer, x: torch.Tensor, outputs: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """The rest of a pass begun by `shared_start`: the remaining stages and the head."""
-    outputs = list(outputs)
-    for stage in model.stages[len(outputs) :]:
-        x = stage(x)
-        outputs.append(x)
+    """The rest of a pass: the remaining stages and the head."""
+    x, outputs = run_stages(model, x, outputs)
     return model.head(x), outputs
 
 
@@ -147,7 +145,7 @@ def ablation_passes(
     first_changed = next(
         (index for index, (trained, ablated) in enumerate(zip(model.token_mixers, mixers)) if trained != ablated), len(mixers)
     )
-    x, common = shared_start(model, pixels, first_changed)
+    x, common = run_stages(model, model.stem(pixels), [], stop=first_changed)  # the part both passes share
     jobs: list[Callable[[], Any]] = [partial(finish, model, x, common), partial(finish, twin, x, common)]
     if scratch is not None:
         jobs.append(partial(scratch, pixels))

@@ -44,14 +44,15 @@ def filter_photo(source: PhotoSource | None, value: str, report: LoadReporter | 
     model = MODELS.get(choice, report)
     photo = input_photo(pixels)
     rgb = np.asarray(photo, dtype=np.float64).transpose(2, 0, 1) / 255.0
-    _, _, mixer_outputs = model.forward_with_mixer_views(pixels)
+    first_block = model.stages[0].blocks[0]  # only the stem runs before it: no need for a whole pass
+    stage1_change = first_block.token_mixer(first_block.norm1(first_block_input(model, pixels, 1)))
     return MixerFilter(
         choice=choice,
         status=status_line(model),
         photo=photo,
         filtered=pool_minus_identity(rgb).transpose(1, 2, 0),
         token_mixer=model.token_mixers[0],
-        stage1_change=energy(mixer_outputs[0]),
+        stage1_change=energy(stage1_change),
     )
 
 

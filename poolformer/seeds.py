@@ -25,6 +25,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 SUMMARY_KEY = "seed_summary"
+PAUSED = 75  # `train fit`'s exit status when --time-limit stopped it with its state saved (EX_TEMPFAIL)
 
 
 def rewrite_metadata(path: Path, updates: dict[str, str], out: Path | None = None) -> None:
@@ -68,40 +69,46 @@ def visible_gpus() -> list[str]:
     return [name.strip() for name in visible.split(",") if name.strip()][:count]
 
 
-def launch(seeds: Sequence[int], mixers: Sequence[str], out_dir: Path, fit_args: Sequence[str]) -> int:
+def launch(
+    seeds: Sequence[int], mixers: Sequence[str], out_dir: Path, fit_args: Sequence[str], per_gpu: int = 1
+) -> int:
     """Train `out_dir/<mixer>-seed<S>.safetensors` for every mixer and seed, keeping every visible GPU busy.
 
-    Each run is an ordinary `train fit` in its own process (pinned to one GPU), so a single-GPU run and
-    a run in a batch of seeds are the same program; the logs go beside the checkpoints.
+    Each run is an ordinary `train fit` in its own process (pinned to one GPU, `per_gpu` of them sharing it), so a
+    single-GPU run and a run in a batch of seeds are the same program; the logs go beside the checkpoints. Runs
+    whose checkpoint exists are skipped, and a run paused by `--time-limit` resumes when launched again.
     """
-    gpus = visible_gpus() or [None]
+    slots = [gpu for gpu in (visible_gpus() or [None]) for _ in range(per_gpu)]
     out_dir.mkdir(parents=True, exist_ok=True)
     pending = [(mixer, seed) for seed in seeds for mixer in mixers]  # a pair of mixers finishes together
-    running: dict[tuple[str, int], tuple[str | None, subprocess.Popen]] = {}
-    failed = []
+    pending = [(m, s) for m, s in pending if not (out_dir / f"{m}-seed{s}.safetensors").is_file()]
+    running: dict[tuple[str, int], tuple[int, subprocess.Popen]] = {}
+    failed = paused = 0
     started = time.perf_counter()
     while pending or running:
-        while pending and len(running) < len(gpus):
+        while pending and len(running) < len(slots):
             mixer, seed = pending.pop(0)
-            gpu = next(g for g in gpus if g not in {busy for busy, _ in running.values()})
+            slot = next(i for i in range(len(slots)) if i not in {busy for busy, _ in running.values()})
+            gpu = slots[slot]
             env = dict(os.environ, **({"CUDA_VISIBLE_DEVICES": gpu} if gpu is not None else {}))
             name = f"{mixer}-seed{seed}"
             command = [
                 sys.executable, "-m", "poolformer", "train", "fit", *fit_args,
                 "--mixer", mixer, "--seed", str(seed), "--out", str(out_dir / f"{name}.safetensors"),
             ]  # fmt: skip
-            with (out_dir / f"{name}.train.log").open("w") as log:
-                running[(mixer, seed)] = (gpu, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env))
+            with (out_dir / f"{name}.train.log").open("a") as log:  # a resumed run goes on in the same log
+                running[(mixer, seed)] = (slot, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env))
             print(f"{name}: started on {'GPU ' + str(gpu) if gpu is not None else 'CPU'}", flush=True)
         time.sleep(0.5)
         for (mixer, seed), (_, process) in list(running.items()):
             if process.poll() is not None:
                 del running[(mixer, seed)]
-                status = "done" if process.returncode == 0 else f"FAILED (exit {process.returncode})"
+                code = process.returncode
+                status = {0: "done", PAUSED: "paused (launch again to resume)"}.get(code, f"FAILED (exit {code})")
                 print(f"{mixer}-seed{seed}: {status} after {time.perf_counter() - started:.0f}s", flush=True)
-                if process.returncode != 0:
-                    failed.append((mixer, seed))
-    return 1 if failed else 0
+                failed += code not in (0, PAUSED)
+                paused += code == PAUSED
+    return 1 if failed else (PAUSED if paused else 0)
 
 
 # ----------------------------------------------------------------------------- statistics

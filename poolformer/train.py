@@ -29,9 +29,9 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from poolformer.model import VARIANTS, PoolFormer
+from poolformer.model import MIXER_LAYOUTS, VARIANTS, PoolFormer
 from poolformer.preprocess import IMAGENET_MEAN, IMAGENET_STD
-from poolformer.seeds import launch, read_metadata, rewrite_metadata, seed_of, summarize, summary_table
+from poolformer.seeds import PAUSED, launch, read_metadata, rewrite_metadata, seed_of, summarize, summary_table
 
 # ----------------------------------------------------------------------------- packing
 
@@ -259,19 +259,29 @@ def fit(args: argparse.Namespace) -> None:
         f"loaded in {time.perf_counter() - started:.1f}s on {device}")
 
     variant = VARIANTS[args.variant]
-    model = PoolFormer(variant, num_classes, token_mixers=args.mixer, drop_path_rate=args.drop_path)
+    # A random mixer is bound to its token grid, so the model is drawn for the first phase's size and redrawn
+    # (same seed) when a --final-size phase starts; other mixers ignore image_size.
+    mixer_settings = dict(token_mixers=args.mixer, image_size=args.size, mixer_seed=args.seed)
+    model = PoolFormer(variant, num_classes, drop_path_rate=args.drop_path, **mixer_settings)
     model = model.to(device, memory_format=torch.channels_last)
-    ema = PoolFormer(variant, num_classes, token_mixers=args.mixer).to(device, memory_format=torch.channels_last)
+    ema = PoolFormer(variant, num_classes, **mixer_settings).to(device, memory_format=torch.channels_last)
     ema.load_state_dict(model.state_dict())
     ema.eval().requires_grad_(False)
 
-    step_model: torch.nn.Module = model
-    if distributed:
-        step_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if args.compile:
         # A --final-size phase recompiles for its resolution; keep that graph static (and fast) too.
         torch._dynamo.config.automatic_dynamic_shapes = False
-        step_model = torch.compile(step_model)
+
+    def stepping(model: PoolFormer) -> torch.nn.Module:
+        """What the optimisation step calls: the model, wrapped for several processes and compiled as asked."""
+        step_model: torch.nn.Module = model
+        if distributed:
+            step_model = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        return torch.compile(step_model) if args.compile else step_model
+
+    step_model = stepping(model)
     optimizer = torch.optim.AdamW(
         parameter_groups(model, args.weight_decay), lr=args.lr, betas=(0.9, 0.999), fused=device.type == "cuda"
     )
@@ -285,11 +295,20 @@ def fit(args: argparse.Namespace) -> None:
     log(f"model: {args.variant} mixer={args.mixer} params={sum(p.numel() for p in model_params) / 1e6:.2f}M; "
         f"{args.epochs} epochs x {steps_per_epoch} steps, batch {args.batch_size} on {world} process(es)")
 
-    step = 0
-    for epoch in range(args.epochs):
+    state_path = resume_path(args.out)
+    step, first_epoch, earlier_seconds = 0, 0, 0.0
+    if state_path.is_file():
+        first_epoch, earlier_seconds = load_state(state_path, model, ema, optimizer, generator, mix_rng)
+        step = first_epoch * steps_per_epoch
+        log(f"resumed from {state_path} at epoch {first_epoch}", flush=True)
+    for epoch in range(first_epoch, args.epochs):
         epoch_start = time.perf_counter()
         # The last --final-epochs run at the evaluation resolution (train/test resolution discrepancy).
         size = final_size if epoch >= args.epochs - args.final_epochs else args.size
+        if size != model.image_size and "random" in model.token_mixers:
+            model, ema = model.with_image_size(size), ema.with_image_size(size)
+            step_model = stepping(model)
+            log(f"random mixers redrawn for {size}px from seed {model.mixer_seed}")
         augment = GpuAugment(size, (args.min_scale, 1.0), args.magnitude)
         # Same permutation on every rank (seeded by epoch); each rank takes its own slice.
         order = torch.randperm(len(train_images), generator=torch.Generator().manual_seed(args.seed + epoch))
@@ -320,10 +339,20 @@ def fit(args: argparse.Namespace) -> None:
             line += f" val {accuracy(model, val_images, val_labels, proxy):.4f}"
             if (epoch + 1) % 10 == 0 or epoch + 1 == args.epochs:
                 line += f" val_ema {accuracy(ema, val_images, val_labels, proxy):.4f}"
-        log(f"{line} ({time.perf_counter() - epoch_start:.2f}s, total {time.perf_counter() - started:.0f}s)", flush=True)
+        epoch_seconds = time.perf_counter() - epoch_start
+        log(f"{line} ({epoch_seconds:.2f}s, total {time.perf_counter() - started:.0f}s)", flush=True)
+        out_of_time = args.time_limit and time.perf_counter() - started + 2 * epoch_seconds > args.time_limit
+        if rank == 0 and epoch + 1 < args.epochs and (out_of_time or (epoch + 1) % args.save_every == 0):
+            seconds = earlier_seconds + time.perf_counter() - started
+            save_state(state_path, epoch + 1, seconds, model, ema, optimizer, generator, mix_rng)
+        if out_of_time and epoch + 1 < args.epochs:
+            log(f"paused after epoch {epoch + 1} (--time-limit {args.time_limit:.0f}s); run again to resume")
+            if distributed:
+                torch.distributed.destroy_process_group()
+            raise SystemExit(PAUSED)
 
     if rank == 0:
-        train_seconds = time.perf_counter() - started
+        train_seconds = earlier_seconds + time.perf_counter() - started  # this process and the ones it resumed
         if args.holdout > 0:  # the figure recipes are compared by
             protocol = functools.partial(protocol_transform, crop_pct=variant.crop_pct)
             log(f"holdout EMA top-1 at the eval protocol (resize {int(224 / variant.crop_pct)}, crop 224): "
@@ -338,9 +367,54 @@ def fit(args: argparse.Namespace) -> None:
             + (f", trained without a held-out {args.holdout:.0%} of train" if args.holdout else "")
         )
         save_checkpoint(ema, args, wnids, recipe, train_seconds)
+        state_path.unlink(missing_ok=True)
         log(f"saved EMA weights to {args.out} after {train_seconds:.0f}s")
     if distributed:
         torch.distributed.destroy_process_group()
+
+
+def resume_path(out: Path) -> Path:
+    """Where `fit` keeps the state it resumes from: beside the checkpoint it will write, gone once it has."""
+    return out.with_name(out.stem + ".state.pt")
+
+
+def save_state(
+    path: Path, epoch: int, seconds: float, model: PoolFormer, ema: PoolFormer, optimizer: torch.optim.Optimizer,
+    generator: torch.Generator, mix_rng: np.random.Generator,
+) -> None:
+    """Everything a run needs to go on after `epoch` epochs: weights, EMA, optimiser and every random stream."""
+    state = {
+        "epoch": epoch,
+        "seconds": seconds,
+        "model": model.state_dict(),
+        "ema": ema.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "generator": generator.get_state(),
+        "mix_rng": json.dumps(mix_rng.bit_generator.state),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state() if torch.cuda.is_available() else torch.empty(0, dtype=torch.uint8),
+    }
+    partial = path.with_suffix(".partial")
+    torch.save(state, partial)
+    partial.replace(path)  # a run killed while saving keeps the previous state whole
+
+
+def load_state(
+    path: Path, model: PoolFormer, ema: PoolFormer, optimizer: torch.optim.Optimizer,
+    generator: torch.Generator, mix_rng: np.random.Generator,
+) -> tuple[int, float]:
+    """Restore what `save_state` wrote (tensors only: weights_only=True); returns the epoch to start from and
+    the training seconds spent before it."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    ema.load_state_dict(state["ema"])
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    mix_rng.bit_generator.state = json.loads(state["mix_rng"])
+    torch.set_rng_state(state["torch_rng"])
+    if torch.cuda.is_available() and state["cuda_rng"].numel():
+        torch.cuda.set_rng_state(state["cuda_rng"])
+    return int(state["epoch"]), float(state["seconds"])
 
 
 def save_checkpoint(model: PoolFormer, args: argparse.Namespace, wnids: list[str], recipe: str, seconds: float) -> None:
@@ -348,6 +422,8 @@ def save_checkpoint(model: PoolFormer, args: argparse.Namespace, wnids: list[str
     metadata = {
         "variant": args.variant,
         "token_mixer": args.mixer,
+        "image_size": str(model.image_size),
+        "mixer_seed": str(model.mixer_seed),
         "wnids": json.dumps(wnids),
         "recipe": recipe,
         "train_seconds": f"{seconds:.0f}",
@@ -372,9 +448,8 @@ def finalize(checkpoint: Path, val_dir: Path, out: Path) -> None:
     top1, top5 = evaluate(model, samples, class_indices(model, samples, val_dir), batch_size=64)
     metadata = dict(model.checkpoint_metadata)
     names, index = imagenet_class_names(), wnid_to_imagenet_index()
-    pretty = "PoolFormer" if metadata["token_mixer"] == "pooling" else "IdentityFormer"
     metadata.update(
-        name=f"{pretty}-{metadata['variant'].upper()} · Imagenette (bundled)",
+        name=f"{ZOO_NAMES.get(metadata['token_mixer'], 'MetaFormer')}-{metadata['variant'].upper()} · Imagenette (bundled)",
         class_names=json.dumps([names[index[wnid]] for wnid in json.loads(metadata["wnids"])]),
         val_top1=f"{top1 / len(samples):.4f}",
         val_top5=f"{top5 / len(samples):.4f}",
@@ -385,6 +460,16 @@ def finalize(checkpoint: Path, val_dir: Path, out: Path) -> None:
     print(f"{metadata['name']}: val top-1 {metadata['val_top1']}, top-5 {metadata['val_top5']} "
           f"on {len(samples)} images -> {out}")
 
+
+# What each zoo model is called in the app and its checkpoints (MetaFormer-style names, after the papers').
+ZOO_NAMES = {
+    "pooling": "PoolFormer",
+    "identity": "IdentityFormer",
+    "depthwise": "DepthwiseFormer",
+    "random": "RandomFormer",
+    "pool-attention": "PoolAttentionFormer",
+    "attention": "AttentionFormer",
+}
 
 # ----------------------------------------------------------------------------- command line
 
@@ -403,7 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit_cmd.add_argument("--val", type=Path, help="packed val split, for the per-epoch log")
     fit_cmd.add_argument("--out", type=Path, required=True, help="where to write the fp16 safetensors")
     fit_cmd.add_argument("--variant", default="s12", choices=sorted(VARIANTS))
-    fit_cmd.add_argument("--mixer", default="pooling", choices=["pooling", "identity"])
+    fit_cmd.add_argument("--mixer", default="pooling", choices=sorted(MIXER_LAYOUTS),
+                         help="the zoo layout: one mixer in every stage, or pool-attention = [P, P, A, A]")
     fit_cmd.add_argument("--epochs", type=int, default=300)
     fit_cmd.add_argument("--warmup-epochs", type=int, default=5)
     fit_cmd.add_argument("--size", type=int, default=160, help="training resolution")
@@ -423,10 +509,15 @@ def build_parser() -> argparse.ArgumentParser:
     fit_cmd.add_argument("--final-size", type=int, help="resolution of the last --final-epochs (e.g. 224)")
     fit_cmd.add_argument("--final-epochs", type=int, default=0)
     fit_cmd.add_argument("--no-compile", dest="compile", action="store_false")
+    fit_cmd.add_argument("--save-every", type=int, default=10, metavar="E",
+                         help="keep a resumable state (<out>.state.pt) every E epochs; a rerun resumes from it")
+    fit_cmd.add_argument("--time-limit", type=float, default=0.0, metavar="S",
+                         help=f"stop with the state saved (exit {PAUSED}) before S seconds have passed; rerun to resume")
 
     seeds_cmd = commands.add_parser("seeds", help="run fit once per mixer and seed, one process per GPU")
     seeds_cmd.add_argument("--seeds", type=int, nargs="+", required=True)
-    seeds_cmd.add_argument("--mixers", nargs="+", default=["pooling", "identity"], choices=["pooling", "identity"])
+    seeds_cmd.add_argument("--mixers", nargs="+", default=["pooling", "identity"], choices=sorted(MIXER_LAYOUTS))
+    seeds_cmd.add_argument("--per-gpu", type=int, default=1, help="runs sharing each GPU at once (small models)")
     seeds_cmd.add_argument("--out-dir", type=Path, required=True, help="gets <mixer>-seed<S>.safetensors and logs")
     seeds_cmd.add_argument("fit_args", nargs=argparse.REMAINDER, help="-- then the fit options (no --mixer/--seed/--out)")
 
@@ -452,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
         finalize(args.checkpoint, args.val, args.out)
     elif args.command == "seeds":
         fit_args = args.fit_args[1:] if args.fit_args[:1] == ["--"] else args.fit_args
-        return launch(args.seeds, args.mixers, args.out_dir, fit_args)
+        return launch(args.seeds, args.mixers, args.out_dir, fit_args, args.per_gpu)
     elif args.command == "summarize":
         finalized = []
         for checkpoint in args.checkpoints:

@@ -27,7 +27,7 @@ from poolformer.seeds import PAUSED, SUMMARY_KEY, gap_interval, read_metadata, s
 from poolformer.train import holdout_split, resume_path
 from poolformer.train import main as train_main
 from poolformer.weights import create_model
-from visualize.views import scratch_comparison
+from visualize.ablation import scratch_comparison
 
 WNIDS = list(IMAGENETTE)[:2]  # tench, English springer: real ImageNet ids, so finalize can name them
 

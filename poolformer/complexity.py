@@ -9,7 +9,6 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 from poolformer.model import PoolFormer
 
 
-
 def _attention_flops(query_shape: torch.Size, key_shape: torch.Size, value_shape: torch.Size, *args, **kwargs) -> int:
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 

@@ -19,7 +19,7 @@ from torch import nn
 from poolformer import VARIANTS, PoolFormer, create_model
 from poolformer.explorer import ExplorerError, MeasuredRun, ablate, measured_mixer_runs, trace
 from poolformer.explorer.ablation import ablation_mixers
-from poolformer.model import TOKEN_MIXERS, MixerSite
+from poolformer.mixers import TOKEN_MIXERS, MixerSite
 from poolformer.preprocess import load_image, preprocess
 from visualize.ablation import ablation_summary
 from visualize.architecture import architecture_svg

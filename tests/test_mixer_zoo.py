@@ -17,7 +17,8 @@ from torch.nn import functional as F
 
 from poolformer import VARIANTS, PoolFormer, create_model
 from poolformer.complexity import frozen_numbers, macs, trainable_parameters
-from poolformer.model import Attention, DepthwiseConv, RandomMixing, layout_name, resolve_token_mixers, token_grids
+from poolformer.mixers import Attention, DepthwiseConv, RandomMixing, layout_name, resolve_token_mixers
+from poolformer.model import token_grids
 
 SHAPES = [(2, 64, 7, 7), (1, 64, 5, 9)]  # square and non-square token maps
 

@@ -22,10 +22,11 @@ from reference import IMAGENETTE
 from safetensors import safe_open
 
 from poolformer.explorer import bundled_choice
-from poolformer.model import resolve_token_mixers
+from poolformer.mixers import resolve_token_mixers
+from poolformer.run_state import resume_path
 from poolformer.seeds import PAUSED, SUMMARY_KEY, gap_interval, read_metadata, summary, summary_table, t_quantile
-from poolformer.train import holdout_split, resume_path
 from poolformer.train import main as train_main
+from poolformer.training_data import holdout_split
 from poolformer.weights import create_model
 from visualize.ablation import scratch_comparison
 

@@ -23,7 +23,7 @@ from test_cka import hsic_cka
 from safetensors import safe_open
 
 from poolformer.cka import CKA_KEY, token_rows
-from poolformer.explorer import bundled_choice
+from poolformer.explorer import bundled_choice, measured_run
 from poolformer.mixers import resolve_token_mixers
 from poolformer.preprocess import load_image, preprocess
 from poolformer.run_state import resume_path
@@ -165,10 +165,11 @@ def test_seeds_then_summarize_record_every_seed_and_the_app_text_shows_them(
     assert train_main(["summarize", *map(str, seed0), "--val", str(colour_dataset), "--out-dir", str(shipped), *probe]) == 0
     assert json.loads(read_metadata(shipped / "pooling-seed0.safetensors")[SUMMARY_KEY]) == summary_again
 
-    text = scratch_comparison(bundled_choice(final / "pooling-seed0.safetensors"), bundled_choice(final / "identity-seed0.safetensors"))
+    runs = [measured_run(bundled_choice(final / f"{mixer}-seed0.safetensors")) for mixer in ("pooling", "identity")]
+    text = scratch_comparison(runs)
     pooling = summary["pooling"]
-    assert f"{pooling['mean'] * 100:.2f} ± {pooling['sd'] * 100:.2f} % (mean ± sd over 2 seeds)" in text
-    assert "95 % interval" in text
+    assert f"{pooling['mean'] * 100:.2f} ± {pooling['sd'] * 100:.2f} (2 seeds)" in text
+    assert f"{summary['vs_pooling']['identity']['mean'] * 100:+.2f} points against pooling (95 % interval" in text
 
 
 def assert_cka_recorded(final: Path, val_dir: Path) -> None:

@@ -16,10 +16,9 @@ COMPARISON_COLUMN_WIDTHS = ["19%", "14%", "8%", "7%", "7%", "10%", "35%"]
 
 
 def comparison_row(row: Comparison) -> list[str | float]:
-    variant = row.choice.variant
     top5 = " · ".join(f"{name} {percent(probability)}" for name, probability in row.top5.items())
     weights = "bundled, Imagenette" if row.choice.bundled else "ImageNet-1k (HF cache)"
-    return [row.choice.name, weights, round(row.params_m, 1), variant.macs_g, top1_figure(row.choice), round(row.latency_ms, 1), top5]
+    return [row.choice.name, weights, round(row.params_m, 1), row.gmacs, top1_figure(row.choice), round(row.latency_ms, 1), top5]
 
 
 def top1_value(choice: ModelChoice) -> float | None:

@@ -2,7 +2,7 @@
 
     python benchmarks/app_latency.py [--endpoints ...] [--calls 20] [--rounds 3] [--browser-runs 5] [--starts 3]
 
-- endpoints: /predict, /ablate, /architecture and /explain of `python app.py` (bundled S12, warm; also with
+- endpoints: /predict, /ablate, /architecture, /explain and /mixers of `python app.py` (bundled S12, warm; also with
   torch threads on all cores) through gradio_client with download_files=False (a browser fetches the pictures
   in parallel; the client would fetch them one by one), interleaved call by call with the floor:
   benchmarks/echo_app.py, the same app answering with outputs computed once at start. app − floor is what our
@@ -37,7 +37,10 @@ from timing import interleaved_ms, p95  # noqa: E402
 PHOTO = REPO / "assets" / "examples" / "cat.jpg"
 # Over the floor (issue 8). /architecture (the MetaFormer tab's diagram, redrawn on every photo or model change)
 # and /explain (Grad-CAM, issue 7) have no budget of their own here; they share the same cores and model runs.
-ENDPOINT_BUDGET_MS: dict[str, int | None] = {"/predict": 70, "/ablate": 130, "/architecture": None, "/explain": None}
+ENDPOINT_BUDGET_MS: dict[str, int | None] = {
+    "/predict": 70, "/ablate": 130, "/architecture": None, "/explain": None, "/mixers": None,
+}  # fmt: skip
+NO_MODEL_ARGUMENT = {"/mixers"}  # every bundled mixer model at once: the photo alone
 HUMAN_PAUSE_MS = 1000  # between the upload and the click, as a visitor would (the upload redraws the diagram)
 START_TARGET_S = 4.5
 
@@ -91,7 +94,8 @@ def app_and_floor(scratch: Path) -> Iterator[dict[str, str]]:
 
 def endpoint_call(url: str, endpoint: str) -> Callable[[], object]:
     client = Client(url, verbose=False, download_files=False)
-    return lambda: client.predict(handle_file(PHOTO), BUNDLED_MODEL, api_name=endpoint)
+    arguments = () if endpoint in NO_MODEL_ARGUMENT else (BUNDLED_MODEL,)
+    return lambda: client.predict(handle_file(PHOTO), *arguments, api_name=endpoint)
 
 
 def endpoints_section(urls: dict[str, str], endpoints: list[str], calls: int, rounds: int, warmup: int) -> None:

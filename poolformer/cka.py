@@ -20,12 +20,14 @@ pixels. `train summarize` measures it once and writes it into every checkpoint (
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import groupby
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from poolformer.evaluation import DECODE_THREADS, DatasetError, Sample, find_samples
 from poolformer.model import NUM_STAGES, PoolFormer
@@ -120,12 +122,14 @@ def stage_cka(
 ) -> dict[str, list[float]]:
     """Per model, the linear CKA of each stage's output with the reference's on the probe images."""
     moments = {name: [CrossMoments() for _ in range(NUM_STAGES)] for name in models}
-    for pixels in probe_batches(samples, reference.variant.crop_pct, batch_size):
-        _, reference_stages = reference.forward_with_stages(pixels)
-        for name, model in models.items():
-            _, stages = model.forward_with_stages(pixels)
-            for stage_moments, ours, theirs in zip(moments[name], reference_stages, stages):
-                stage_moments.add(token_rows(ours), token_rows(theirs))
+    with tqdm(total=len(samples), unit="img", desc="CKA probe", file=sys.stderr) as progress:
+        for pixels in probe_batches(samples, reference.variant.crop_pct, batch_size):
+            _, reference_stages = reference.forward_with_stages(pixels)
+            for name, model in models.items():
+                _, stages = model.forward_with_stages(pixels)
+                for stage_moments, ours, theirs in zip(moments[name], reference_stages, stages):
+                    stage_moments.add(token_rows(ours), token_rows(theirs))
+            progress.update(len(pixels))
     return {name: [stage.cka() for stage in per_stage] for name, per_stage in moments.items()}
 
 

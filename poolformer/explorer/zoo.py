@@ -57,7 +57,6 @@ class Zoo:
     target_name: str
     target_chosen: bool  # False: the pooling model's top-1
     members: list[ZooMember]  # pooling first, then the layouts in MIXER_LAYOUTS order
-    similarity: FeatureSimilarity | None  # stage CKA to the pooling model, from its checkpoint
 
 
 def zoo_class_names() -> list[str]:
@@ -118,5 +117,4 @@ def mixer_zoo(source: PhotoSource | None, target: str | None = TOP1, report: Loa
         target_name=models[0].class_names[first.explained],
         target_chosen=chosen is not None,
         members=[first, *others],
-        similarity=zoo_similarity(),
     )

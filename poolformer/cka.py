@@ -102,7 +102,8 @@ def probe_samples(val_dir: Path, per_class: int = PROBE_PER_CLASS) -> list[Sampl
         samples = list(group)[:per_class]
         if len(samples) < per_class:
             raise DatasetError(
-                f"{val_dir / wnid} has only {len(samples)} images; the CKA probe takes {per_class} per class (--probe-images)"
+                f"{val_dir / wnid} has only {len(samples)} images; "
+                f"the CKA probe takes {per_class} per class (--probe-images)"
             )
         chosen += samples
     return chosen

@@ -23,7 +23,7 @@ from test_cka import hsic_cka
 from safetensors import safe_open
 
 from poolformer.cka import CKA_KEY, token_rows
-from poolformer.explorer import bundled_choice, measured_run
+from poolformer.explorer import bundled_choice, feature_similarity, measured_run
 from poolformer.mixers import resolve_token_mixers
 from poolformer.preprocess import load_image, preprocess
 from poolformer.run_state import resume_path
@@ -179,6 +179,8 @@ def assert_cka_recorded(final: Path, val_dir: Path) -> None:
     record = json.loads(records.pop())
     assert record["reference"] == "pooling seed 0" and record["images"] == 6 and "first 3 images" in record["probe"]
     assert list(record["stages"]) == ["identity", "pooling seed 1"]  # other mixers, then another pooling seed
+    read_back = feature_similarity(bundled_choice(final / "identity-seed0.safetensors"))  # as the app reads it
+    assert read_back is not None and read_back.stages == record["stages"] and read_back.images == record["images"]
     probe = [sorted((val_dir / wnid).iterdir())[:3] for wnid in WNIDS]
     pixels = torch.cat([preprocess(load_image(path), 0.9) for paths in probe for path in paths])
     with torch.inference_mode():

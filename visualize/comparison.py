@@ -10,7 +10,6 @@ from visualize.maps import overlay
 from visualize.stages import ENERGY_COLORMAP
 from visualize.text import percent
 
-
 COMPARISON_COLUMNS = ["model", "weights", "params (M)", "GMACs", "top-1 (%)", "latency (ms)", "top-5"]
 COMPARISON_COLUMN_WIDTHS = ["19%", "14%", "8%", "7%", "7%", "10%", "35%"]
 

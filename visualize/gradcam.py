@@ -66,8 +66,8 @@ def cam_comparison_summary(explanation: Explanation) -> str:
     runs = explained_runs(explanation)
     if len(runs) == 1:
         mixer = explanation.choice.token_mixer
-        how = "already mixes tokens by identity" if mixer == "identity" else f"is the zoo's {mixer} model, with no twin to compare"
-        return f"{explanation.choice.name} {how}: pick a pooling model to see its maps change when pooling is switched off."
+        how = "already mixes tokens by identity" if mixer == "identity" else f"is the zoo's {mixer} model, with no twin"
+        return f"{explanation.choice.name} {how}: pick a pooling model to see its maps change without pooling."
     lines = [
         (
             f"Grad-CAM for **{explanation.target_name}** in every model, each map on its own colour scale. "

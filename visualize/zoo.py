@@ -32,7 +32,8 @@ def zoo_picture(zoo: Zoo) -> Image.Image:
     rows = []
     for member in zoo.members:
         panels = [
-            (f"Grad-CAM, stage {stage}", overlay(photo, cam, CAM_COLORMAP)) for stage, cam in zip(CAM_STAGES, member.cams)
+            (f"Grad-CAM, stage {stage}", overlay(photo, cam, CAM_COLORMAP))
+            for stage, cam in zip(CAM_STAGES, member.cams)
         ]
         panels.append(("stage-4 energy", overlay(photo, member.stage4_energy, ENERGY_COLORMAP)))
         panels.append(("top-5 on this photo", bar_list(list(member.top5.items()))))
@@ -93,7 +94,8 @@ def similarity_picture(similarity: FeatureSimilarity) -> Image.Image:
             left = label_width + stage * CKA_CELL
             draw.rectangle((left, top, left + CKA_CELL - 2, top + CKA_ROW - 2), fill=fill)
             ink = (255, 255, 255) if 0.299 * fill[0] + 0.587 * fill[1] + 0.114 * fill[2] < 140 else (20, 20, 28)
-            draw.text((left + CKA_CELL / 2 - 1, top + CKA_ROW / 2 - 1), f"{value:.2f}", fill=ink, font=value_font, anchor="mm")
+            centre = (left + CKA_CELL / 2 - 1, top + CKA_ROW / 2 - 1)
+            draw.text(centre, f"{value:.2f}", fill=ink, font=value_font, anchor="mm")
     return picture
 
 
@@ -115,7 +117,10 @@ def similarity_reading(similarity: FeatureSimilarity | None) -> str:
         if low == 0:
             sentence += ": least alike at once, in stage 1"
         elif low < 3:
-            sentence += f": alike early on, where the stem and first blocks see the same edges and colours, least alike at stage {low + 1}"
+            sentence += (
+                ": alike early on, where the stem and first blocks see the same edges and colours, "
+                f"least alike at stage {low + 1}"
+            )
             if values[3] > values[low]:
                 sentence += ", and closer again at stage 4, which both heads read to tell the same classes apart"
         else:
@@ -124,7 +129,8 @@ def similarity_reading(similarity: FeatureSimilarity | None) -> str:
     if seeds:
         name, values = next(iter(seeds.items()))
         text.append(
-            f"Two pooling runs that differ only in their seed ({name}) score {', '.join(f'{value:.2f}' for value in values)}: "
+            f"Two pooling runs that differ only in their seed ({name}) score "
+            f"{', '.join(f'{value:.2f}' for value in values)}: "
             "a mixer near that line learned features no more different than a reseeded PoolFormer, one well below it "
             "learned something else."
         )

@@ -28,7 +28,13 @@ from poolformer.explorer.common import ALL_STAGES, DEVICE, PAPER_S12_TOP1, Explo
 from poolformer.explorer.comparison import TIMED_RUNS, Comparison, compare
 from poolformer.explorer.downloads import DOWNLOADS
 from poolformer.explorer.explanation import TOP1, Explanation, ModelMaps, explain
-from poolformer.explorer.measured import FeatureSimilarity, MeasuredRun, feature_similarity, measured_mixer_runs, measured_run
+from poolformer.explorer.measured import (
+    FeatureSimilarity,
+    MeasuredRun,
+    feature_similarity,
+    measured_mixer_runs,
+    measured_run,
+)
 from poolformer.explorer.metaformer import Architecture, StageTrace, trace
 from poolformer.explorer.mixer import MixerFilter, Token, filter_photo, inspect_token
 from poolformer.explorer.prediction import Prediction, StageView, predict

@@ -170,7 +170,8 @@ def ablate(
     """
     choice = find_choice(value)
     if choice.token_mixer != "pooling":
-        how = "already mixes tokens by identity" if choice.token_mixer == "identity" else f"mixes tokens by {choice.token_mixer}"
+        mixer = choice.token_mixer
+        how = "already mixes tokens by identity" if mixer == "identity" else f"mixes tokens by {mixer}"
         raise ExplorerError(f"{choice.name} {how}; pick a pooling model to ablate")
     mixers = ablation_mixers(stages, pool_sizes)
     pixels = model_input(photo_from(source), choice.variant)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from poolformer.complexity import macs
 from poolformer.explorer.cache import MODELS
 from poolformer.explorer.catalogue import ModelChoice, model_choices, weights_available
 from poolformer.explorer.common import (
@@ -24,7 +25,6 @@ from poolformer.explorer.common import (
     photo_from,
     top_k,
 )
-from poolformer.complexity import macs
 from poolformer.model import VARIANTS, PoolFormer
 from poolformer.preprocess import INPUT_SIZE
 

@@ -79,7 +79,8 @@ def zoo_target(target: str | None, class_names: list[str]) -> int | None:
     for index, name in enumerate(class_names):
         if name.casefold() == wanted.casefold():
             return index
-    raise ExplorerError(f"the zoo's models know no class {wanted!r}; pick one of: {', '.join(class_names)}, or {TOP1!r}")
+    known = ", ".join(class_names)
+    raise ExplorerError(f"the zoo's models know no class {wanted!r}; pick one of: {known}, or {TOP1!r}")
 
 
 def zoo_member(choice: ModelChoice, model: PoolFormer, pixels: torch.Tensor, target: int | None) -> ZooMember:
@@ -109,7 +110,8 @@ def mixer_zoo(source: PhotoSource | None, target: str | None = TOP1, report: Loa
     models = [MODELS.get(choice, report) for choice in choices]
     chosen = zoo_target(target, models[0].class_names)
     first = zoo_member(reference, models[0], pixels, chosen)
-    jobs = [partial(zoo_member, choice, model, pixels, first.explained) for choice, model in zip(choices[1:], models[1:])]
+    rest = zip(choices[1:], models[1:])
+    jobs = [partial(zoo_member, choice, model, pixels, first.explained) for choice, model in rest]
     others = side_by_side(*jobs) if jobs else []  # every model explains the class the first one did
     return Zoo(
         photo=input_photo(pixels),

@@ -53,7 +53,9 @@ def build(shared: Shared) -> None:
             format="jpeg",
             elem_id="zoo-picture",
         )
-        table = gr.Markdown(label="Every mixer model: top-5, val accuracy and the paper's Table 5 row", elem_id="zoo-table")
+        table = gr.Markdown(
+            label="Every mixer model: top-5, val accuracy and the paper's Table 5 row", elem_id="zoo-table"
+        )
         gr.Image(
             None if similarity is None else similarity_picture(similarity),
             label="Linear CKA of each model's stage features with the pooling model's",

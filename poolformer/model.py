@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from poolformer.fast_cpu import CpuPasses, MixerViews
+
 NUM_STAGES = 4
 M = TypeVar("M", bound=nn.Module)
 
@@ -287,12 +289,17 @@ class PoolFormer(nn.Module):
         It shares every parameter except the downsampling convolutions' weights, which it keeps one
         channels-last copy of (a few MB): oneDNN would otherwise re-lay them out on every call. Its outputs equal
         this model's up to float rounding (tests/test_parity.py holds both to transformers). The app and the
-        CLI build one per loaded model (on CUDA they then compile it: poolformer/compiled.py).
+        CLI build one per loaded model; on CPU it comes as a `CpuServedPoolFormer`, whose ONNX Runtime session
+        they build (poolformer/fast_cpu.py), on CUDA they compile it (poolformer/compiled.py).
         """
         twin = self._with_blocks(lambda stage, block: _folded(block))
         for stage in twin.stages:  # copies already, so the model's own stages are untouched
             stage._modules["downsample"] = _with_channels_last_weights(stage.downsample)
-        return twin
+        if self.head.fc.weight.device.type != "cpu":
+            return twin
+        served = shallow_copy(twin, CpuServedPoolFormer)
+        served.cpu_passes = CpuPasses(shallow_copy(self, PoolFormer), self.weights_source)
+        return served
 
     def _with_blocks(self, make_block: Callable[[int, nn.Module], nn.Module]) -> PoolFormer:
         """A plain PoolFormer twin sharing all parameters, each block replaced by make_block(stage index, block)."""
@@ -305,6 +312,23 @@ class PoolFormer(nn.Module):
                 stage.blocks._modules[key] = make_block(i, block)
             twin.stages._modules[str(i)] = stage
         return twin
+
+
+class CpuServedPoolFormer(PoolFormer):
+    """The CPU inference twin: the as-trained passes come from ONNX Runtime once `cpu_passes` is built
+    (`.build()`, or `.build_in_background()` as the app does), eagerly before that and for any other input.
+
+    Twins made from it (`with_token_mixers`, ablations) are plain PoolFormers again, so they run eagerly.
+    """
+
+    cpu_passes: CpuPasses
+
+    def forward_with_stages(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        served = self.cpu_passes(x)
+        return super().forward_with_stages(x) if served is None else (served[0], served[1])
+
+    def forward_with_mixer_views(self, x: torch.Tensor) -> MixerViews:
+        return self.cpu_passes(x) or super().forward_with_mixer_views(x)
 
 
 def _with_mixer(block: MetaFormerBlock, mixer: nn.Module) -> MetaFormerBlock:

@@ -12,7 +12,7 @@ from poolformer.compiled import compile_in_background, compiling_pays_off
 from poolformer.explorer.catalogue import ModelChoice, find_choice
 from poolformer.explorer.common import DEVICE, LoadReporter
 from poolformer.explorer.downloads import DOWNLOADS
-from poolformer.model import PoolFormer
+from poolformer.model import CpuServedPoolFormer, PoolFormer
 from poolformer.weights import create_model
 
 
@@ -22,8 +22,9 @@ class ModelCache:
     Each model has its own loading lock, so two visitors asking for the same model load it once,
     while a slow load never blocks visitors of models already in the cache. Official weights that are
     not on disk yet are fetched by DOWNLOADS, waited for outside any lock and for a bounded time.
-    Models are stored as their folded inference twins; on CUDA a compiled twin (poolformer/compiled.py)
-    replaces one once it has been built in the background, so compiling never delays an answer.
+    Models are stored as their inference twins; on CUDA a compiled twin (poolformer/compiled.py) replaces one
+    once it has been built in the background, and on CPU the twin's ONNX Runtime session (poolformer/fast_cpu.py)
+    is built in the background, so neither ever delays an answer.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -51,6 +52,8 @@ class ModelCache:
                 self._store(choice.value, model)
                 if compiling_pays_off(DEVICE):
                     compile_in_background(model, lambda twin: self._replace(choice.value, model, twin), choice.name)
+                elif isinstance(model, CpuServedPoolFormer):  # the twin itself switches once its session is built
+                    model.cpu_passes.build_in_background()
             return model
 
     def peek(self, value: str) -> PoolFormer | None:

@@ -114,6 +114,14 @@ def largest_relative_difference(served: MixerViews, eager: MixerViews) -> float:
     return max(float((a - b).abs().max() / b.abs().max().clamp_min(1e-30)) for a, b in pairs)
 
 
+def lower_this_threads_priority() -> None:
+    """Nice the calling thread (Linux schedules threads one by one), so a build yields the cores to requests."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # not Linux, or not allowed: the build just competes evenly
+        pass
+
+
 class CpuPasses:
     """An ONNX Runtime session for one model's as-trained pass, built on request, serving only once built.
 
@@ -177,6 +185,8 @@ class CpuPasses:
         waiting = weakref.ref(self)
 
         def work() -> None:
+            if threads == 1:  # a pool thread made now would inherit the priority and slow later runs
+                lower_this_threads_priority()
             with BUILDING:
                 passes = waiting()
                 if passes is not None and passes.build(threads) and ready is not None:

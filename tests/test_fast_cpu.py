@@ -204,3 +204,22 @@ def test_the_switch_turns_it_off() -> None:
         [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300, env=environment
     )
     assert result.stdout.split() == ["False", "off"], result.stderr
+
+
+def test_the_app_builds_a_models_session_when_it_is_asked_for_again() -> None:
+    """The app's model cache: the first load serves eagerly at once; asked for again, the model's session is built
+    in the background, and the same cached twin then answers /predict's pass from it."""
+    from poolformer.explorer.cache import ModelCache
+    from poolformer.explorer.catalogue import find_choice
+
+    cache, choice = ModelCache(capacity=1), find_choice("s12-imagenette")
+    model = cache.get(choice)
+    assert isinstance(model, CpuServedPoolFormer) and model.cpu_passes.state == "not built"
+    assert cache.get(choice) is model and model.cpu_passes.state in ("queued", "building", "ready")
+    deadline = time.perf_counter() + 120
+    while model.cpu_passes.state != "ready" and time.perf_counter() < deadline:
+        time.sleep(0.1)
+    pixels = preprocess(load_image(EXAMPLES[0]), model.variant.crop_pct)
+    with torch.inference_mode():
+        logits, stages, mixers = cache.get(choice).forward_with_mixer_views(pixels)
+    assert model.cpu_passes.calls == 1 and len(stages) == len(mixers) == 4

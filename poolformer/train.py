@@ -17,6 +17,7 @@ import io
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -437,6 +438,9 @@ def build_parser() -> argparse.ArgumentParser:
     summarize_cmd.add_argument("--ship-seed", type=int, default=0,
                                help="the rule, fixed before seeing val: which seed of each mixer is shipped")
 
+    # Parsed by poolformer/finetune.py itself (see main); listed here so `train --help` shows it.
+    commands.add_parser("finetune", add_help=False, help="fine-tune a PoolFormer on your own photos (finetune --help)")
+
     finalize_cmd = commands.add_parser("finalize", help="measure val accuracy and write the shipped checkpoint")
     finalize_cmd.add_argument("checkpoint", type=Path, help="fp16 file written by fit")
     finalize_cmd.add_argument("--val", type=Path, required=True, help="class-per-folder val images")
@@ -445,6 +449,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["finetune"]:  # its own module and parser, imported only when asked
+        from poolformer.finetune import main as finetune_main
+
+        return finetune_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "pack":
         pack(args.src, args.out, args.size, args.quality)

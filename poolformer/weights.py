@@ -1,5 +1,8 @@
 """Build a PoolFormer and fill it with weights from the Hub, a transformers directory or one checkpoint file.
 
+Where the weights come from is one string, a "weights reference": "hub" (the official ImageNet weights
+of a variant), a local file or folder, or a Hub repo id `owner/name[@revision]` in transformers format.
+
 Three key layouts exist in the wild for the same tensors (see ../shared/REFERENCE.md):
 transformers (`sail/poolformer_*` on the Hub), the original sail-sg release (also timm before 2023)
 and current timm, which is our own layout. Each layout is turned into ours by one small table of
@@ -21,6 +24,7 @@ from poolformer import hub
 from poolformer.hub import WEIGHT_FILES as HUB_WEIGHT_FILES
 from poolformer.labels import imagenet_class_names
 from poolformer.model import NUM_STAGES, VARIANTS, PoolFormer, Variant
+from poolformer.transformers_config import config_class_names, config_problem
 
 DEFAULT_VARIANT = "s12"
 IMAGENET_CLASSES = 1000
@@ -32,6 +36,10 @@ WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 class WeightsError(ValueError):
     """A one-line, user-facing reason why weights could not be loaded, with what to do about it."""
+
+
+class UnreadableWeights(WeightsError):
+    """The file's bytes are not a checkpoint at all (truncated, garbage): for a cached download, damage."""
 
 
 # --- key layouts ---------------------------------------------------------------------------------
@@ -114,29 +122,38 @@ class Checkpoint:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
-def load_checkpoint(path: Path, *, source: str | None = None, config_path: Path | None = None) -> Checkpoint:
-    """Read one weights file (or a transformers directory) and rename its tensors into our layout."""
+def load_checkpoint(
+    path: Path, *, source: str | None = None, config_path: Path | None = None, shapes_only: bool = False
+) -> Checkpoint:
+    """Read one weights file (or a transformers directory) and rename its tensors into our layout.
+
+    With `shapes_only` the tensors are meta tensors (shapes, no data): enough to tell what the checkpoint is.
+    """
     if path.is_dir():
-        return _load_transformers_dir(path)
+        return _load_transformers_dir(path, shapes_only)
     if not path.is_file():
-        raise WeightsError(f"weights file {path} does not exist; pass a checkpoint file or directory, or 'hub'")
+        raise WeightsError(
+            f"weights file {path} does not exist; pass a checkpoint file or folder, a Hub repo id (owner/name), or 'hub'"
+        )
     origin = str(path)
-    raw, metadata = _read_tensors(path)
+    raw, metadata = _read_tensors(path, shapes_only)
     key_format = detect_key_format(raw, origin)
     original_keys = {key_format.to_our_key(key): key for key in raw}
     config = _read_json(config_path) if config_path else {}
+    if config and (problem := config_problem(config)):
+        raise WeightsError(f"{config_path.parent} {problem}")
     return Checkpoint(
         tensors={ours: _as_float32(raw[theirs]) for ours, theirs in original_keys.items()},
         original_keys=original_keys,
         key_format=key_format.name,
         origin=origin,
         source=source or _describe_file(path, key_format, metadata),
-        class_names=_labels_from_config(config) or _labels_from_metadata(metadata, origin),
+        class_names=config_class_names(config) or _labels_from_metadata(metadata, origin),
         metadata=metadata,
     )
 
 
-def _load_transformers_dir(directory: Path) -> Checkpoint:
+def _load_transformers_dir(directory: Path, shapes_only: bool = False) -> Checkpoint:
     """A save_pretrained() folder: config.json for the labels beside model.safetensors or pytorch_model.bin."""
     weights = next((directory / name for name in HUB_WEIGHT_FILES if (directory / name).is_file()), None)
     if weights is None:
@@ -146,19 +163,24 @@ def _load_transformers_dir(directory: Path) -> Checkpoint:
         weights,
         source=f"transformers checkpoint {directory}",
         config_path=config if config.is_file() else None,
+        shapes_only=shapes_only,
     )
 
 
-def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def _read_tensors(path: Path, shapes_only: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and safetensors metadata from a file; pickles are opened with weights_only=True."""
     if path.suffix == ".safetensors":
         try:
             with safe_open(path, framework="pt") as reader:
-                return {key: reader.get_tensor(key) for key in reader.keys()}, dict(reader.metadata() or {})
+                if shapes_only:
+                    tensors = {key: _meta_tensor(reader.get_slice(key)) for key in reader.keys()}
+                else:
+                    tensors = {key: reader.get_tensor(key) for key in reader.keys()}
+                return tensors, dict(reader.metadata() or {})
         except (SafetensorError, OSError) as error:
-            raise WeightsError(f"{path} is not a readable safetensors file ({_first_line(error)})") from None
+            raise UnreadableWeights(f"{path} is not a readable safetensors file ({_first_line(error)})") from None
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        loaded = torch.load(path, map_location="meta" if shapes_only else "cpu", weights_only=True)
     except Exception as error:  # torch.load raises many exception types on foreign bytes
         # A real pickle that names classes or functions to rebuild (torch says "unsupported GLOBAL").
         if "unsupported global" in str(error).lower():
@@ -168,7 +190,7 @@ def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
             ) from None
         # torch's own text here advises weights_only=False, which we never do; keep only the verdict.
         detail = "" if "Weights only load failed" in str(error) else f" (torch.load: {_first_line(error)})"
-        raise WeightsError(
+        raise UnreadableWeights(
             f"{path} is not a PyTorch checkpoint{detail}; pass a .safetensors, .bin or .pth weights file"
         ) from None
     return _unwrap_state_dict(loaded, path), {}
@@ -186,6 +208,11 @@ def _unwrap_state_dict(loaded: object, path: Path) -> dict[str, torch.Tensor]:
     if not tensors:
         raise WeightsError(f"{path} holds no named tensors, so it is not a model checkpoint")
     return tensors
+
+
+def _meta_tensor(tensor_slice) -> torch.Tensor:
+    """A shape-only stand-in for a tensor in a safetensors file (its dtype does not matter here)."""
+    return torch.empty(tensor_slice.get_shape(), device="meta")
 
 
 def _strip_prefixes(key: str) -> str:
@@ -206,15 +233,6 @@ def _describe_file(path: Path, key_format: KeyFormat, metadata: dict[str, str]) 
 
 
 # --- labels --------------------------------------------------------------------------------------
-
-
-def _labels_from_config(config: dict) -> list[str] | None:
-    """transformers' id2label, unless it is only the LABEL_0, LABEL_1... placeholders."""
-    id2label = config.get("id2label") or {}
-    names = [id2label.get(str(index)) for index in range(len(id2label))]
-    if not names or None in names or all(name == f"LABEL_{i}" for i, name in enumerate(names)):
-        return None
-    return names
 
 
 def _labels_from_metadata(metadata: dict[str, str], origin: str) -> list[str] | None:
@@ -247,30 +265,87 @@ def _read_json(path: Path) -> dict:
 # --- the Hugging Face Hub ------------------------------------------------------------------------
 
 
-def _load_hub(variant: Variant) -> Checkpoint:
-    """Official weights from the cache if they are there, otherwise downloaded (with progress bars).
+def _load_hub(repo: hub.HubRepo, rules: hub.Rules = hub.OPEN, shapes_only: bool = False) -> Checkpoint:
+    """A Hub repo's config and weights from the cache if they are there, otherwise downloaded (with progress bars).
 
     A cached file that can't be read names itself and the fix, rather than a bare parsing error.
     """
-    files = hub.cached_files(variant)
+    files = hub.cached_files(repo, rules)
     how = "local HF cache"
     if files is None:
         try:
-            files = hub.download(variant)
+            files = hub.download(repo, rules=rules)
         except hub.HubError as error:
             raise WeightsError(str(error)) from None
         how = "downloaded from the Hub"
     config, weights = files
     try:
-        _read_json(config)
+        problem = config_problem(_read_json(config))
     except WeightsError as error:
-        raise WeightsError(hub.damaged(variant, config, str(error))) from None
+        raise WeightsError(hub.damaged(repo, config, str(error))) from None
+    if problem:
+        raise WeightsError(f"{repo.ref} {problem}")
+    source = f"official ImageNet-1k weights, {repo.repo_id}" if repo.variant else repo.ref
     try:
-        return load_checkpoint(
-            weights, source=f"official ImageNet-1k weights, {variant.hub_repo} ({how})", config_path=config
-        )
-    except WeightsError as error:
-        raise WeightsError(hub.damaged(variant, weights, str(error))) from None
+        return load_checkpoint(weights, source=f"{source} ({how})", config_path=config, shapes_only=shapes_only)
+    except UnreadableWeights as error:
+        raise WeightsError(hub.damaged(repo, weights, str(error))) from None
+
+
+WeightsRef = str | Path | hub.HubRepo  # "hub", a path, a Hub repo id, or a repo itself
+
+
+def read_checkpoint(
+    weights: WeightsRef, variant: str | None = None, rules: hub.Rules = hub.OPEN, *, shapes_only: bool = False
+) -> Checkpoint:
+    """The checkpoint a weights reference names: "hub" (official, of `variant`), a path, or a Hub repo.
+
+    A name that exists on disk is a path, as in transformers; `owner/name[@revision]` is otherwise a Hub
+    repo. With `shapes_only` (local files, or Hub files already cached) no tensor data is read.
+    """
+    if isinstance(weights, str) and weights == "hub":
+        return _load_hub(hub.official(variant_named(variant or DEFAULT_VARIANT)), rules, shapes_only)
+    repo = hub_repo_named(weights)
+    if repo is None:
+        return load_checkpoint(Path(weights), shapes_only=shapes_only)
+    return _load_hub(repo, rules, shapes_only)
+
+
+def hub_repo_named(weights: WeightsRef) -> hub.HubRepo | None:
+    """The Hub repo a weights reference names (owner/name[@revision]), or None for a local path or "hub"."""
+    if isinstance(weights, hub.HubRepo):
+        return weights
+    if isinstance(weights, Path) or Path(weights).exists():
+        return None
+    return hub.parse_ref(weights)
+
+
+@dataclass(frozen=True)
+class CheckpointFacts:
+    """What a checkpoint holds, read without its tensor data: for catalogues and model cards."""
+
+    variant: Variant
+    class_names: list[str]
+    token_mixer: str
+    parameters: int
+    metadata: dict[str, str]
+
+
+def checkpoint_facts(weights: WeightsRef, rules: hub.Rules = hub.OPEN) -> CheckpointFacts | None:
+    """The facts of a local checkpoint or a cached Hub repo; None for a Hub repo not downloaded yet. No network."""
+    repo = hub_repo_named(weights)
+    if repo is not None and hub.cached_files(repo, rules) is None:
+        return None
+    checkpoint = read_checkpoint(weights, rules=rules, shapes_only=True)
+    with torch.device("meta"):
+        model = _model_from_checkpoint(checkpoint, None, None)
+    return CheckpointFacts(
+        variant=model.variant,
+        class_names=list(model.class_names),
+        token_mixer=model.token_mixers[0] if len(set(model.token_mixers)) == 1 else "/".join(model.token_mixers),
+        parameters=sum(tensor.numel() for tensor in checkpoint.tensors.values()),
+        metadata=checkpoint.metadata,
+    )
 
 
 # --- building the model --------------------------------------------------------------------------
@@ -279,13 +354,15 @@ def _load_hub(variant: Variant) -> Checkpoint:
 def create_model(
     variant: str | None = None,
     *,
-    weights: str | Path | None = None,
+    weights: WeightsRef | None = None,
     num_classes: int | None = None,
     device: str | torch.device | None = None,
+    hub_rules: hub.Rules = hub.OPEN,
 ) -> PoolFormer:
     """An eval-mode PoolFormer with `class_names`, `weights_source` and `checkpoint_metadata` attributes.
 
-    weights: None (random init), "hub" (official ImageNet weights) or a file/directory path.
+    weights: None (random init), "hub" (official ImageNet weights of `variant`), a file or folder path, or a
+    Hub repo (an id `owner/name[@revision]` or a HubRepo) in transformers format, fetched under `hub_rules`.
     variant and num_classes default to s12/1000, or to what a checkpoint's tensors describe.
     """
     target = resolve_device(device)
@@ -293,11 +370,7 @@ def create_model(
         model = PoolFormer(variant_named(variant or DEFAULT_VARIANT), num_classes or IMAGENET_CLASSES)
         model.class_names = default_class_names(model.num_classes)
     else:
-        if str(weights) == "hub":
-            checkpoint = _load_hub(variant_named(variant or DEFAULT_VARIANT))
-        else:
-            checkpoint = load_checkpoint(Path(weights))
-        model = _model_from_checkpoint(checkpoint, variant, num_classes)
+        model = _model_from_checkpoint(read_checkpoint(weights, variant, hub_rules), variant, num_classes)
     return model.to(target).eval()
 
 

@@ -295,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: official S12 if it is in the Hugging Face cache, else the bundled Imagenette S12)",
     )
     parser.add_argument("--out", type=Path, required=True, metavar="FILE.safetensors")
-    parser.add_argument("--epochs", type=positive_int, default=10, metavar="N")
+    parser.add_argument("--epochs", type=positive_int, default=8, metavar="N")
     parser.add_argument("--batch-size", type=positive_int, default=16, metavar="B")
     parser.add_argument("--train", choices=list(FROZEN_STAGES), default="last",
                         help="what learns: the new head only, or the last stage and the head (default)")

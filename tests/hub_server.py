@@ -84,7 +84,7 @@ class StandInHub:
         return sum(
             1
             for method, path in self.requests
-            if method == "GET" and path.endswith("/" + name) and path.startswith(f"/{repo}")
+            if method == "GET" and path.endswith("/" + name) and (not repo or path.startswith(f"/{repo}/"))
         )
 
     def commit(self, repo: str) -> str:

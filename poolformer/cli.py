@@ -27,7 +27,11 @@ USAGE_ERROR = 2
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if args.command == "train":  # the trainer parses its own arguments; import it only when asked
+    if args.command == "train":  # the trainers parse their own arguments; import them only when asked
+        if extra[:1] == ["finetune"]:
+            from poolformer.finetune import main as finetune_main
+
+            return finetune_main(extra[1:])
         from poolformer.train import main as train_main
 
         return train_main(extra)

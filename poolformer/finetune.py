@@ -30,13 +30,14 @@ from safetensors.torch import save_file
 from torch import nn
 from tqdm import tqdm
 
-from poolformer.cli import positive_int
 from poolformer.evaluation import DECODE_THREADS, DatasetError, Sample, find_samples
 from poolformer.explorer.catalogue import checkpoint_dir
 from poolformer.hub import hub_weights_cached
+from poolformer.mixers import layout_name
 from poolformer.model import NUM_STAGES, VARIANTS, PoolFormer
 from poolformer.preprocess import INPUT_SIZE, ImageError, load_image, preprocess, resized_size
-from poolformer.train import GpuAugment, holdout_split, lr_at, parameter_groups
+from poolformer.train import lr_at, parameter_groups
+from poolformer.training_data import GpuAugment, holdout_split
 from poolformer.weights import WeightsError, create_model, resolve_device
 
 HOLDOUT = 0.2  # a fifth of every class, the same photos on every run (train.holdout_split's fixed seed)
@@ -261,7 +262,9 @@ def run(args: argparse.Namespace) -> int:
             "format": "pt",
             "name": f"{args.out.stem} (PoolFormer-{model.variant.name.upper()}, fine-tuned)",
             "variant": model.variant.name,
-            "token_mixer": model.token_mixers[0],  # every checkpoint we read has one mixer throughout
+            "token_mixer": layout_name(model.token_mixers),
+            "image_size": str(model.image_size),  # what a random mixer's frozen matrices were drawn for
+            "mixer_seed": str(model.mixer_seed),
             "class_names": json.dumps(photos.class_names),
             "base_model": model.weights_source,
             "recipe": recipe,
@@ -295,8 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: official S12 if it is in the Hugging Face cache, else the bundled Imagenette S12)",
     )
     parser.add_argument("--out", type=Path, required=True, metavar="FILE.safetensors")
-    parser.add_argument("--epochs", type=positive_int, default=8, metavar="N")
-    parser.add_argument("--batch-size", type=positive_int, default=16, metavar="B")
+    parser.add_argument("--epochs", type=int, default=8, metavar="N")
+    parser.add_argument("--batch-size", type=int, default=16, metavar="B")
     parser.add_argument("--train", choices=list(FROZEN_STAGES), default="last",
                         help="what learns: the new head only, or the last stage and the head (default)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
@@ -304,10 +307,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.out.suffix != ".safetensors":
-        print(f"error: --out {args.out} must end in .safetensors", file=sys.stderr)
-        return USAGE_ERROR
+        parser.error(f"--out {args.out} must end in .safetensors")
+    if min(args.epochs, args.batch_size) < 1:
+        parser.error("--epochs and --batch-size must be at least 1")
     try:
         return run(args)
     except (DatasetError, ImageError, WeightsError) as error:

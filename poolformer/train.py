@@ -16,7 +16,6 @@ import functools
 import json
 import math
 import os
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -331,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     summarize_cmd.add_argument("--ship-seed", type=int, default=0,
                                help="the rule, fixed before seeing val: which seed of each mixer is shipped")
 
-    # Parsed by poolformer/finetune.py itself (see main); listed here so `train --help` shows it.
+    # poolformer/finetune.py parses its own options (poolformer/cli.py hands them over); listed for `train --help`.
     commands.add_parser("finetune", add_help=False, help="fine-tune a PoolFormer on your own photos (finetune --help)")
 
     finalize_cmd = commands.add_parser("finalize", help="measure val accuracy and write the shipped checkpoint")
@@ -342,11 +341,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["finetune"]:  # its own module and parser, imported only when asked
-        from poolformer.finetune import main as finetune_main
-
-        return finetune_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "pack":
         pack(args.src, args.out, args.size, args.quality)

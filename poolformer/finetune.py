@@ -159,7 +159,7 @@ def training_views(model: PoolFormer, photos: PhotoSet, frozen: int, batch_size:
     """
     augment = GpuAugment(INPUT_SIZE, (MIN_SCALE, 1.0), MAGNITUDE)
     generator = torch.Generator(device=next(model.parameters()).device).manual_seed(0)
-    crops = lambda squares: augment(squares, generator).contiguous()  # noqa: E731
+    crops = lambda squares: augment(squares, generator).contiguous()
     views = [
         frozen_features(model, photos.train_images, frozen, batch_size, crops)
         for _ in tqdm(range(VIEWS), desc="frozen stages", unit="view", file=sys.stderr)

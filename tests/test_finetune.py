@@ -167,7 +167,7 @@ def test_its_output_opens_in_the_app_exact_to_transformers(trained, photos: Path
         got = {entry["label"]: entry["confidence"] for entry in label["confidences"]}
         assert set(got) == set(CLASSES) and label["label"] == photo.parent.name
         assert max(abs(got[name] - expected[index].item()) for index, name in enumerate(CLASSES)) <= 1e-5
-        assert f"shapes (PoolFormer-S12, fine-tuned) (shapes.safetensors)" in status
+        assert "shapes (PoolFormer-S12, fine-tuned) (shapes.safetensors)" in status
 
 
 @pytest.mark.parametrize(

@@ -203,10 +203,12 @@ def test_every_view_answers_for_the_hub_fine_tune(client: Client, world: World) 
 
     table = client.predict(handle_file(CAT), api_name="/compare")[0]
     rows = {row[0]: row for row in table["data"]}
-    top5 = rows[HUB_REF][table["headers"].index("top-5")]
-    assert top5 == " · ".join(f"{name} {100 * probability:.1f} %" for name, probability in ranked)
+    column = {name: rows[HUB_REF][index] for index, name in enumerate(table["headers"])}
+    assert column["top-5"] == " · ".join(f"{name} {100 * probability:.1f} %" for name, probability in ranked)
+    assert (column["weights"], column["top-1 (%)"]) == ("3 classes, Hub (HF cache)", "—")  # no accuracy recorded
+    assert rows["timm_layout.pth"][1] == "3 classes, local file"
 
-    slider, stage1, caption = client.predict(handle_file(CAT), HUB_REF, api_name="/mixer_filter")
+    _, stage1, caption = client.predict(handle_file(CAT), HUB_REF, api_name="/mixer_filter")
     assert Path(stage1).is_file() and "pool" in caption.lower()
 
     svg = client.predict(handle_file(CAT), HUB_REF, api_name="/architecture")
@@ -323,6 +325,16 @@ def test_cli_refusals_are_one_clear_line(hub: StandInHub, tmp_path: Path, ref: s
     message = cli_error(run_cli(hub, tmp_path / "hf-cache", "predict", "--weights", weights, str(CAT), endpoint=endpoint))
     assert expected in message
     assert hub.gets("model.safetensors", NOT_POOLFORMER) == 0  # refused on its config alone
+
+
+def test_cli_damaged_cached_repo_names_the_file_and_the_fix(hub: StandInHub, world: World, tmp_path: Path) -> None:
+    cache = tmp_path / "hf-cache"
+    assert_cli_exact(run_cli(hub, cache, "predict", "--weights", HUB_REF, "--json", str(CAT)), world.hub_model)
+    [entry] = (cache / "models--owner--flowers").glob("snapshots/*/model.safetensors")
+    blob = entry.resolve()
+    blob.write_bytes(blob.read_bytes()[:1000])  # truncated, as by a full disk
+    message = cli_error(run_cli(hub, cache, "predict", "--weights", HUB_REF, str(CAT)))
+    assert str(blob) in message and "delete it" in message and f"hf cache verify {HUB_REF}" in message
 
 
 def test_app_refuses_a_broken_repo_in_one_line_and_keeps_serving(client: Client, world: World) -> None:

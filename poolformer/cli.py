@@ -17,7 +17,7 @@ import torch
 
 from poolformer.compiled import compile_model, compiling_pays_off
 from poolformer.evaluation import DatasetError, class_indices, evaluate, find_samples, model_input
-from poolformer.model import VARIANTS, PoolFormer
+from poolformer.model import VARIANTS, CpuServedPoolFormer, PoolFormer
 from poolformer.preprocess import ImageError
 from poolformer.weights import DEFAULT_VARIANT, WeightsError, create_model
 
@@ -27,7 +27,11 @@ USAGE_ERROR = 2
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if args.command == "train":  # the trainer parses its own arguments; import it only when asked
+    if args.command == "train":  # the trainers parse their own arguments; import them only when asked
+        if extra[:1] == ["finetune"]:
+            from poolformer.finetune import main as finetune_main
+
+            return finetune_main(extra[1:])
         from poolformer.train import main as train_main
 
         return train_main(extra)
@@ -58,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(run=run_predict)
 
     evaluate = commands.add_parser("eval", help="top-1/top-5 accuracy on a folder of class folders")
-    evaluate.add_argument("dir", type=Path, metavar="DIR", help="one sub-folder per class, named by WordNet id")
+    evaluate.add_argument(
+        "dir", type=Path, metavar="DIR", help="one sub-folder per class, named by WordNet id or by the model's class name"
+    )
     add_model_options(evaluate)
     evaluate.add_argument("--batch-size", type=positive_int, default=32, metavar="N")
     evaluate.add_argument("--json", action="store_true", help='print {"top1", "top5", "n"} as JSON')
@@ -76,7 +82,8 @@ def add_model_options(command: argparse.ArgumentParser) -> None:
         "--weights",
         default="hub",
         metavar="W",
-        help="'hub' (official ImageNet weights, the default), a checkpoint file or a transformers folder",
+        help="'hub' (official ImageNet weights, the default), a checkpoint file, a transformers folder, "
+        "or a Hub repo id owner/name[@revision] in transformers format",
     )
     command.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
 
@@ -91,7 +98,8 @@ def positive_int(text: str) -> int:
 def load_model(args: argparse.Namespace) -> PoolFormer:
     """Hub weights follow --variant (default s12); a checkpoint says its own variant unless one is given.
 
-    The model comes as its folded inference twin (same parameters, faster on CPU).
+    The model comes as its inference twin (same parameters). `eval` then builds its CPU session or CUDA graph;
+    `predict` runs eagerly, since a few images take less time than the build.
     """
     return create_model(args.variant, weights=args.weights, device=args.device).for_inference()
 
@@ -153,10 +161,12 @@ def run_eval(args: argparse.Namespace) -> int:
     model = load_model(args)
     targets = class_indices(model, samples, args.dir)
     device = next(model.parameters()).device
+    started = time.perf_counter()
     if compiling_pays_off(device) and len(samples) >= args.batch_size:  # full batches replay a CUDA graph
-        started = time.perf_counter()
         model = compile_model(model, batch=args.batch_size)
         print(f"compiled for batch {args.batch_size} in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    elif isinstance(model, CpuServedPoolFormer) and model.cpu_passes.build():  # seconds, repaid within a batch
+        print(f"ONNX Runtime session built in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     top1, top5 = evaluate(model, samples, targets, args.batch_size)
     n = len(samples)
     if args.json:

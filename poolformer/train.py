@@ -334,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     summarize_cmd.add_argument("--probe-images", type=int, default=PROBE_PER_CLASS, metavar="N",
                                help="CKA to the pooling model on the first N val images of each class (sorted)")
 
+    # poolformer/finetune.py parses its own options (poolformer/cli.py hands them over); listed for `train --help`.
+    commands.add_parser("finetune", add_help=False, help="fine-tune a PoolFormer on your own photos (finetune --help)")
+
     finalize_cmd = commands.add_parser("finalize", help="measure val accuracy and write the shipped checkpoint")
     finalize_cmd.add_argument("checkpoint", type=Path, help="fp16 file written by fit")
     finalize_cmd.add_argument("--val", type=Path, required=True, help="class-per-folder val images")

@@ -138,12 +138,12 @@ def zoo_with(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest
         (tmp_path / shipped.name).symlink_to(shipped)
     zoo_checkpoint(tmp_path / f"{request.param.replace('-', '')}former_s12_imagenette.safetensors", request.param)
     monkeypatch.setenv("POOLFORMER_CHECKPOINT_DIR", str(tmp_path))
-    catalogue.model_choices.cache_clear()
+    catalogue.picker_entries.cache_clear()
     try:
         yield explorer.zoo_choices()[-1]
     finally:
         monkeypatch.undo()
-        catalogue.model_choices.cache_clear()
+        catalogue.picker_entries.cache_clear()
 
 
 NEW_LAYOUTS = [layout for layout in MIXER_LAYOUTS if layout not in ("pooling", "identity")]

@@ -12,7 +12,7 @@ from poolformer.compiled import compile_in_background, compiling_pays_off
 from poolformer.explorer.catalogue import ModelChoice, find_choice
 from poolformer.explorer.common import DEVICE, LoadReporter
 from poolformer.explorer.downloads import DOWNLOADS
-from poolformer.model import PoolFormer
+from poolformer.model import CpuServedPoolFormer, PoolFormer
 from poolformer.weights import create_model
 
 
@@ -20,10 +20,13 @@ class ModelCache:
     """Bounded least-recently-used cache of eval-mode models, shared read-only by all requests.
 
     Each model has its own loading lock, so two visitors asking for the same model load it once,
-    while a slow load never blocks visitors of models already in the cache. Official weights that are
+    while a slow load never blocks visitors of models already in the cache. Hub weights that are
     not on disk yet are fetched by DOWNLOADS, waited for outside any lock and for a bounded time.
-    Models are stored as their folded inference twins; on CUDA a compiled twin (poolformer/compiled.py)
-    replaces one once it has been built in the background, so compiling never delays an answer.
+    Models are stored as their inference twins; on CUDA a compiled twin (poolformer/compiled.py) replaces one
+    once it has been built in the background, so compiling never delays an answer. On CPU the twin's ONNX
+    Runtime session (poolformer/fast_cpu.py) is built in the background the second time a model is asked for
+    while cached, and the twin switches to it by itself: a session holds 1.4-2.2x the weights again, and a
+    /compare sweep that loads each model once (most then evicted) would otherwise build one for every model.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -35,9 +38,11 @@ class ModelCache:
     def get(self, choice: ModelChoice, report: LoadReporter | None = None) -> PoolFormer:
         model, loading = self._cached(choice.value)
         if model is not None:
+            if isinstance(model, CpuServedPoolFormer):  # asked for again while cached: worth its session now
+                model.cpu_passes.build_in_background()  # (only the first time)
             return model
-        if not choice.bundled:
-            DOWNLOADS.fetch(choice.variant, report)
+        if choice.repo is not None:
+            DOWNLOADS.fetch(choice.repo, report, rules=choice.rules)
         with loading:
             model, _ = self._cached(choice.value)  # another request may have loaded it meanwhile
             if model is None:
@@ -47,7 +52,12 @@ class ModelCache:
                 # Views call this under inference_mode; weights made there could never enter the
                 # autograd graph that Grad-CAM needs, so they are always created outside it.
                 with torch.inference_mode(False):
-                    model = create_model(choice.variant.name, weights=choice.weights, device=DEVICE).for_inference()
+                    model = create_model(
+                        choice.variant.name if choice.variant else None,
+                        weights=choice.repo or choice.weights,
+                        device=DEVICE,
+                        hub_rules=choice.rules,
+                    ).for_inference()
                 self._store(choice.value, model)
                 if compiling_pays_off(DEVICE):
                     compile_in_background(model, lambda twin: self._replace(choice.value, model, twin), choice.name)
@@ -96,6 +106,16 @@ def status_line(model: PoolFormer, *, landed: bool = False) -> str:
     line = f"**Loaded:** {model.weights_source} · **device:** {DEVICE.type}"
     note = DOWNLOADS.note(landed=landed)
     return f"{line}  \n{note}" if note else line
+
+
+def loaded_model(value: str | None, report: LoadReporter | None = None) -> tuple[ModelChoice, PoolFormer]:
+    """The picker entry of an API value and its model, loaded (and downloaded) if need be.
+
+    The entry comes back completed by the model: a Hub repo's variant and classes are known only once it has loaded.
+    """
+    choice = find_choice(value)
+    model = MODELS.get(choice, report)
+    return choice.knowing(model), model
 
 
 def loaded_status(value: str | None) -> str | None:

@@ -68,15 +68,17 @@ def counted_gmacs(variant: str, token_mixers: tuple[str, ...], num_classes: int)
 
 
 def gmacs(choice: ModelChoice, model: PoolFormer) -> float:
-    if not choice.bundled:
+    """The authors' figure for their own weights; counted for every other model (its mixers, its classes)."""
+    if choice.official:
         return choice.variant.macs_g
     return round(counted_gmacs(choice.variant.name, model.token_mixers, model.num_classes), 1)
 
 
 @torch.inference_mode()
 def compare_one(choice: ModelChoice, photo: Image.Image, report: LoadReporter | None) -> Comparison:
-    pixels = model_input(photo, choice.variant)
     model = MODELS.get(choice, report)
+    choice = choice.knowing(model)
+    pixels = model_input(photo, model.variant)
     logits, stage_outputs = model.forward_with_stages(pixels)
     return Comparison(
         choice=choice,

@@ -122,6 +122,57 @@ def test_expected_failures_reach_the_visitor_as_their_own_line(
     assert expected in one_line(error)
 
 
+# --- cheap to send, costly to serve ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "api_name", "expected"),
+    [
+        ((handle_file(CAT), BUNDLED_MODEL, 1, 10**100, 0), "/token", "has 56 × 56 tokens"),
+        ((handle_file(CAT), BUNDLED_MODEL, 1, "9" * 5000, 0), "/token", "whole numbers"),  # over int()'s 4300 digits
+        ((handle_file(CAT), BUNDLED_MODEL, "c" * 4000), "/predict", "unknown colour scale"),
+        ((handle_file(CAT), BUNDLED_MODEL, "x" * 4000), "/explain", "at most 200"),
+        ((handle_file(CAT), ["s12"] * 1000), "/predict", "the model must be text"),
+        ((handle_file(CAT), BUNDLED_MODEL, [1, 2, 3, 4] * 100), "/ablate", "at most 4 numbers"),
+        ((handle_file(CAT), BUNDLED_MODEL, [1], *[10**100] * 4), "/ablate", "each 3, 5 or 7"),
+    ],
+    ids=["huge-row", "long-number", "long-colour-scale", "long-class-name", "model-list", "stage-list", "huge-pool"],
+)
+def test_outlandish_values_get_a_short_one_line_refusal(
+    client: Client, arguments: tuple, api_name: str, expected: str
+) -> None:
+    """Refused in one line that quotes at most a few dozen characters of what was sent."""
+    with pytest.raises(AppError) as error:
+        client.predict(*arguments, api_name=api_name)
+    assert expected in one_line(error) and len(str(error.value)) < 200
+
+
+def test_request_bodies_over_64_kb_are_refused_before_they_are_read(app_url: str) -> None:
+    """The JSON of a call is under 2 KB; uploads have their own limit (above)."""
+    body = b'{"data": [' + b"1, " * 30_000 + b'1], "fn_index": 0, "session_hash": "x"}'
+    refused = httpx.post(f"{app_url}gradio_api/queue/join", content=body, timeout=30)
+    assert refused.status_code == 413 and "64 KB" in refused.text
+
+
+def test_queued_endpoints_cannot_be_called_around_the_queue(app_url: str) -> None:
+    """A plain POST to /run/<name> would skip the queue and its two model-run slots (Gradio allows it off Spaces)."""
+    direct = httpx.post(f"{app_url}gradio_api/run/predict", json={"data": [None, None, "map"]}, timeout=30)
+    assert direct.status_code == 404 and "join the queue" in direct.text
+
+
+def test_every_queued_event_but_model_loading_shares_the_two_model_run_slots() -> None:
+    import app  # builds nothing on import; build_app() lays the page out without serving it
+    from ui.server import MODEL_LOADING, MODEL_RUNS, share_model_run_slots
+
+    page = app.build_app()
+    share_model_run_slots(page)
+    queued = [event for event in page.fns.values() if event.queue]
+    assert {event.concurrency_id for event in queued} == {MODEL_RUNS, MODEL_LOADING}
+    assert [event.fn.__name__ for event in queued if event.concurrency_id == MODEL_LOADING] == ["select_model"]
+    token_clicks = [event for event in queued if event.fn.__name__ == "inspect_click"]
+    assert len(token_clicks) == 4 and all(event.concurrency_id == MODEL_RUNS for event in token_clicks)
+
+
 # --- 48 visitors at once ---------------------------------------------------------------------------
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 
 from poolformer import hub
-from poolformer.explorer.common import ExplorerError
+from poolformer.explorer.common import ExplorerError, shown, text
 from poolformer.explorer.downloads import DOWNLOADS
 from poolformer.hub import hub_weights_cached
 from poolformer.model import VARIANTS, Variant
@@ -91,13 +91,12 @@ def choice_label(choice: ModelChoice) -> str:
 
 def find_choice(value: str | None) -> ModelChoice:
     """The picker entry for an API value; None (an API call that leaves the model out) means the default."""
-    if value is None:
-        value = default_choice()
+    value = text(value, "the model") or default_choice()
     for choice in model_choices():
         if choice.value == value:
             return choice
     known = ", ".join(choice.value for choice in model_choices())
-    raise ExplorerError(f"unknown model {value!r}; choose one of: {known}")
+    raise ExplorerError(f"unknown model {shown(value)}; choose one of: {known}")
 
 
 def default_choice() -> str:

@@ -6,13 +6,15 @@ Each number is explained in the README's "Deploying as a Space"; `app.serve` app
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from gradio import processing_utils
+from gradio import processing_utils, route_utils
 
 from poolformer import hub
 
@@ -94,6 +96,36 @@ def cache_pictures_atomically() -> None:
         return str(path)
 
     processing_utils.save_pil_to_cache = save_pil_to_cache  # Gradio's components call it through the module
+
+
+def sweep_temp_files_safely() -> None:
+    """Make Gradio's temp-file sweep (`delete_cache`) survive uploads that arrive while it runs.
+
+    Gradio 6.31 walks each of its sets of temporary files while requests add to them; an upload during the walk
+    raises "Set changed size during iteration", which ends the sweeping task for good, so the folder then grows
+    without bound (four clients uploading for a minute: 17,000 files kept, none deleted after the first
+    seconds). This sweep walks a snapshot of each set, and one failed deletion never stops the schedule.
+    """
+
+    def delete_files_created_by_app(blocks: Any, age: float | None) -> None:
+        kept = set().union(*(getattr(block, "keep_in_cache", set()) for block in list(blocks.blocks.values())))
+        now = time.time()
+        for files in list(blocks.temp_file_sets):
+            gone = set()
+            for path in list(files):  # a snapshot: requests go on adding to the set meanwhile
+                if path in kept:
+                    continue
+                try:
+                    if age is None or now - os.lstat(path).st_ctime > age:
+                        os.remove(path)
+                        gone.add(path)
+                except FileNotFoundError:
+                    gone.add(path)
+                except OSError as error:
+                    logging.getLogger("poolformer").warning("temp-file sweep: %s", error)
+            files.difference_update(gone)
+
+    route_utils.delete_files_created_by_app = delete_files_created_by_app  # looked up there at every sweep
 
 
 class RequestBodyLimit:

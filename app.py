@@ -30,6 +30,7 @@ from ui.server import (
     SESSIONS_KEPT,
     TEMP_FILE_SWEEP,
     RequestBodyLimit,
+    bound_malloc_retention,
     cache_pictures_atomically,
     never_served,
     share_model_run_slots,
@@ -118,6 +119,7 @@ def serve(app: gr.Blocks) -> None:
 
 
 def main() -> None:
+    bound_malloc_retention()
     torch.set_num_threads(torch_threads_per_request())
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("poolformer").setLevel(logging.INFO)  # download progress and failures go to the log

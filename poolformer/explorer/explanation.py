@@ -12,8 +12,8 @@ import torch
 from PIL import Image
 
 from poolformer.explorer.ablation import chosen_stages, cosine, identity_mixers
-from poolformer.explorer.cache import MODELS, status_line
-from poolformer.explorer.catalogue import ModelChoice, find_choice, scratch_twin
+from poolformer.explorer.cache import MODELS, loaded_model, status_line
+from poolformer.explorer.catalogue import ModelChoice, scratch_twin
 from poolformer.explorer.common import (
     ALL_STAGES,
     ExplorerError,
@@ -94,11 +94,11 @@ def explain(
     report: LoadReporter | None = None,
 ) -> Explanation:
     """Grad-CAM maps at every stage for `target` (top-1 by default), beside the ablated and scratch models'."""
-    choice = find_choice(value)
-    text(target, "the class to explain")  # refused before the model runs, not after
+    text(target, "the class to explain")  # refused before any work, not after the model ran
     chosen_stages(stages)
-    pixels = model_input(photo_from(source), choice.variant)
-    model = MODELS.get(choice, report)
+    photo = photo_from(source)
+    choice, model = loaded_model(value, report)
+    pixels = model_input(photo, model.variant)
     probabilities = class_probabilities(model, pixels)
     index = target_index(target, probabilities, model.class_names)
     trained = model_maps(model, pixels, index, None)

@@ -85,7 +85,9 @@ def test_mixers_explains_a_named_class_in_every_model(client: Client) -> None:
 
 
 @pytest.mark.parametrize(
-    "target, message", [("tabby", "know no class 'tabby'"), ("", None)], ids=["unknown-class", "empty-means-top1"]
+    "target, message",
+    [("tabby", "know no class 'tabby'"), ("x" * 5000, "5,000 characters long"), ("", None)],
+    ids=["unknown-class", "huge-value", "empty-means-top1"],
 )
 def test_mixers_target_is_checked_in_one_line(client: Client, target: str, message: str | None) -> None:
     if message is None:

@@ -28,7 +28,7 @@ from poolformer.explorer.catalogue import (
     visitor_rules,
     zoo_choices,
 )
-from poolformer.explorer.common import ALL_STAGES, DEVICE, PAPER_S12_TOP1, ExplorerError, LoadReporter
+from poolformer.explorer.common import ALL_STAGES, DEVICE, PAPER_S12_TOP1, ExplorerError, LoadReporter, shown
 from poolformer.explorer.comparison import TIMED_RUNS, Comparison, compare
 from poolformer.explorer.downloads import DOWNLOADS
 from poolformer.explorer.explanation import TOP1, Explanation, ModelMaps, explain
@@ -51,6 +51,6 @@ __all__ = [
     "StageView", "Token", "Zoo", "ZooMember", "ablate", "add_models", "bundled_choice", "checkpoint_dir",
     "choice_label", "compare", "default_choice", "describe", "explain", "feature_similarity", "fetch_official_default",
     "filter_photo", "find_choice", "inspect_token", "load", "loaded_model", "loaded_status", "measured_mixer_runs",
-    "measured_run", "mixer_zoo", "model_choices", "pool_size", "predict", "scratch_twin", "status_line", "trace",
-    "visitor_models_allowed", "visitor_rules", "zoo_choices", "zoo_class_names", "zoo_similarity",
+    "measured_run", "mixer_zoo", "model_choices", "pool_size", "predict", "scratch_twin", "shown", "status_line",
+    "trace", "visitor_models_allowed", "visitor_rules", "zoo_choices", "zoo_class_names", "zoo_similarity",
 ]

@@ -22,6 +22,8 @@ from poolformer.explorer.common import (
     input_photo,
     model_input,
     photo_from,
+    shown,
+    text,
     top_k,
 )
 from poolformer.gradcam import grad_cam_with_logits
@@ -61,7 +63,7 @@ def class_probabilities(model: PoolFormer, pixels: torch.Tensor) -> torch.Tensor
 
 def target_index(target: str | None, probabilities: torch.Tensor, class_names: Sequence[str]) -> int:
     """The class to explain: the top-1 for None, "" or "top-1", else a class named in the top-5."""
-    wanted = (target or TOP1).strip()
+    wanted = (text(target, "the class to explain") or TOP1).strip()
     if wanted.casefold() == TOP1:
         return int(probabilities.argmax())
     top5 = top_k(probabilities, class_names)  # best first, the labels the visitor sees
@@ -70,7 +72,7 @@ def target_index(target: str | None, probabilities: torch.Tensor, class_names: S
         if label.casefold() == wanted.casefold():
             return index
     choices = ", ".join(top5)
-    raise ExplorerError(f"target {wanted!r} is not in this photo's top-5 ({choices}); pick one of those or {TOP1!r}")
+    raise ExplorerError(f"target {shown(wanted)} is not in this photo's top-5 ({choices}); pick one of those or {TOP1!r}")
 
 
 def model_maps(model: PoolFormer, pixels: torch.Tensor, target: int, reference: list[np.ndarray] | None) -> ModelMaps:
@@ -92,6 +94,8 @@ def explain(
     report: LoadReporter | None = None,
 ) -> Explanation:
     """Grad-CAM maps at every stage for `target` (top-1 by default), beside the ablated and scratch models'."""
+    text(target, "the class to explain")  # refused before any work, not after the model ran
+    chosen_stages(stages)
     photo = photo_from(source)
     choice, model = loaded_model(value, report)
     pixels = model_input(photo, model.variant)

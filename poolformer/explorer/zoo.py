@@ -7,7 +7,6 @@ maps answer one question: where does each mixer find the evidence for it?
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import partial
 
@@ -25,7 +24,9 @@ from poolformer.explorer.common import (
     input_photo,
     model_input,
     photo_from,
+    shown,
     side_by_side,
+    text,
     top_k,
 )
 from poolformer.explorer.explanation import TOP1
@@ -62,7 +63,7 @@ class Zoo:
 def zoo_class_names() -> list[str]:
     """The classes every zoo model knows (they were trained on one dataset), or none without a zoo."""
     choices = zoo_choices()
-    return json.loads(choices[0].metadata.get("class_names", "[]")) if choices else []
+    return list(choices[0].class_names) if choices else []
 
 
 def zoo_similarity() -> FeatureSimilarity | None:
@@ -73,14 +74,14 @@ def zoo_similarity() -> FeatureSimilarity | None:
 
 def zoo_target(target: str | None, class_names: list[str]) -> int | None:
     """The class to explain: None for the pooling model's top-1 (None, "" or "top-1"), else a class by name."""
-    wanted = (target or TOP1).strip()
+    wanted = (text(target, "the class to explain") or TOP1).strip()
     if wanted.casefold() == TOP1:
         return None
     for index, name in enumerate(class_names):
         if name.casefold() == wanted.casefold():
             return index
     known = ", ".join(class_names)
-    raise ExplorerError(f"the zoo's models know no class {wanted!r}; pick one of: {known}, or {TOP1!r}")
+    raise ExplorerError(f"the zoo's models know no class {shown(wanted)}; pick one of: {known}, or {TOP1!r}")
 
 
 def zoo_member(choice: ModelChoice, model: PoolFormer, pixels: torch.Tensor, target: int | None) -> ZooMember:
@@ -106,9 +107,9 @@ def mixer_zoo(source: PhotoSource | None, target: str | None = TOP1, report: Loa
     if not choices:
         raise ExplorerError("no bundled mixer models on this machine: the zoo needs a bundled pooling checkpoint")
     reference = choices[0]
+    chosen = zoo_target(target, list(reference.class_names))  # a wrong class is refused before any work
     pixels = model_input(photo_from(source), reference.variant)  # one variant, so one crop for all
     models = [MODELS.get(choice, report) for choice in choices]
-    chosen = zoo_target(target, models[0].class_names)
     first = zoo_member(reference, models[0], pixels, chosen)
     rest = zip(choices[1:], models[1:])
     jobs = [partial(zoo_member, choice, model, pixels, first.explained) for choice, model in rest]

@@ -109,12 +109,11 @@ def greyed(pixels: torch.Tensor, cells: list[int], grid: int) -> torch.Tensor:
     return result
 
 
-def test_greying_the_brightest_cells_hurts_more_than_random_cells(model: PoolFormer, val_dir: Path) -> None:
+def test_greying_the_brightest_cells_hurts_more_than_random_cells(model: PoolFormer, val_photos: list[Path]) -> None:
     generator = torch.Generator().manual_seed(0)
-    photos = [min(folder.iterdir()) for folder in sorted(val_dir.iterdir())]  # the first photo of each class
     brightest_drops, random_drops = [], []
     print(f"\nDeletion: probability drop of the top-1 class when {DELETED_SHARE:.0%} of the stage-4 cells are greyed")
-    for path in photos:
+    for path in val_photos:
         pixels = preprocess(load_image(path), model.variant.crop_pct)
         original = probabilities(model, pixels)[0]
         target = int(original.argmax())
@@ -128,6 +127,6 @@ def test_greying_the_brightest_cells_hurts_more_than_random_cells(model: PoolFor
         random_drops.append(float(original[target] - after[1:].mean()))
         print(f"  {path.name} ({model.class_names[target]}, p = {original[target]:.2f}): "
               f"brightest {brightest_drops[-1]:+.3f}, random {random_drops[-1]:+.3f}")  # fmt: skip
-    print(f"  mean drop over {len(photos)} photos: brightest {np.mean(brightest_drops):.3f}, "
+    print(f"  mean drop over {len(val_photos)} photos: brightest {np.mean(brightest_drops):.3f}, "
           f"random {np.mean(random_drops):.3f} ({RANDOM_DRAWS} draws each)")  # fmt: skip
     assert np.mean(brightest_drops) > np.mean(random_drops)

@@ -2,8 +2,8 @@
 
 - `common`: device, photo decoding, model input, top-k;  `catalogue`: which models exist, the default;
 - `cache`: the shared read-only model cache;  `downloads`: official weights fetched in the background;
-- one module per view: `prediction`, `ablation`, `comparison`, `mixer`, `explanation`, `metaformer` (the
-  architecture diagram's data);  `paper`: the MetaFormer papers' figures we cite.
+- one module per view: `prediction`, `ablation`, `comparison`, `mixer`, `explanation` with its evidence `sanity`
+  and `faithfulness`, `metaformer` (the architecture diagram's data);  `paper`: the MetaFormer papers' figures we cite.
 
 Every view returns plain data (numpy arrays, dicts, dataclasses); `visualize/` draws, `app.py` wires.
 """
@@ -26,15 +26,18 @@ from poolformer.explorer.common import ALL_STAGES, DEVICE, PAPER_S12_TOP1, Explo
 from poolformer.explorer.comparison import TIMED_RUNS, Comparison, compare
 from poolformer.explorer.downloads import DOWNLOADS
 from poolformer.explorer.explanation import TOP1, Explanation, ModelMaps, explain
+from poolformer.explorer.faithfulness import Curve, Faithfulness, faithfulness
 from poolformer.explorer.metaformer import Architecture, MeasuredRun, StageTrace, measured_mixer_runs, trace
 from poolformer.explorer.mixer import MixerFilter, Token, filter_photo, inspect_token
 from poolformer.explorer.prediction import Prediction, StageView, predict
+from poolformer.explorer.sanity import RandomisedMaps, SanityCheck, sanity_check
 
 __all__ = [
     "ALL_STAGES", "DEVICE", "DOWNLOADS", "MODELS", "PAPER_S12_TOP1", "POOL_SIZES", "TIMED_RUNS", "TOP1",
-    "TRAINED_POOL_SIZE", "Ablation", "Architecture", "Comparison", "Explanation", "ExplorerError", "LoadReporter",
-    "MeasuredRun", "MixerFilter", "ModelCache", "ModelChoice", "ModelMaps", "Prediction", "StageTrace", "StageView",
+    "TRAINED_POOL_SIZE", "Ablation", "Architecture", "Comparison", "Curve", "Explanation", "Faithfulness", "ExplorerError", "LoadReporter",
+    "MeasuredRun", "MixerFilter", "ModelCache", "ModelChoice", "ModelMaps", "Prediction", "RandomisedMaps", "SanityCheck",
+    "StageTrace", "StageView",
     "Token", "ablate", "bundled_choice", "checkpoint_dir", "choice_label", "compare", "default_choice", "describe",
-    "explain", "fetch_official_default", "filter_photo", "find_choice", "inspect_token", "load", "loaded_status",
-    "measured_mixer_runs", "model_choices", "pool_size", "predict", "scratch_twin", "status_line", "trace",
+    "explain", "faithfulness", "fetch_official_default", "filter_photo", "find_choice", "inspect_token", "load", "loaded_status",
+    "measured_mixer_runs", "model_choices", "pool_size", "predict", "sanity_check", "scratch_twin", "status_line", "trace",
 ]

@@ -25,10 +25,10 @@ from poolformer import grad_cam
 from poolformer.explorer import ModelCache, bundled_choice
 from poolformer.preprocess import load_image, preprocess
 from poolformer.weights import create_model
-from visualize import views
 from visualize.charts import CHART_SIZE
+from visualize.gradcam import CAM_TILE
 from visualize.maps import GRID_SIZE, PANEL_GAP, PHOTO_SIZE, TITLE_HEIGHT
-from visualize.views import CAM_TILE
+from visualize.stages import COLOUR_SCALES
 
 CAT = REPO / "assets" / "examples" / "cat.jpg"
 STAGE_PICTURE_SIZE = (2 * PHOTO_SIZE + GRID_SIZE[0] + 2 * PANEL_GAP, TITLE_HEIGHT + PHOTO_SIZE)
@@ -87,7 +87,7 @@ def test_predict_draws_the_stage_maps_on_each_colour_scale(client: Client, bundl
     """The optional colour scale keeps /predict's answer; "map" is the old default; "global" darkens weak stages."""
     default = client.predict(handle_file(CAT), api_name="/predict")
     drawn = {
-        scale: client.predict(handle_file(CAT), BUNDLED_MODEL, scale, api_name="/predict") for scale in views.COLOUR_SCALES
+        scale: client.predict(handle_file(CAT), BUNDLED_MODEL, scale, api_name="/predict") for scale in COLOUR_SCALES
     }
     for outputs in drawn.values():
         assert_top5(outputs[0], reference_top5(bundled_model, CAT))

@@ -21,8 +21,9 @@ from poolformer.explorer import ExplorerError, MeasuredRun, ablate, measured_mix
 from poolformer.explorer.ablation import ablation_mixers
 from poolformer.model import TOKEN_MIXERS
 from poolformer.preprocess import load_image, preprocess
-from visualize import views
+from visualize.ablation import ablation_summary
 from visualize.architecture import architecture_svg
+from visualize.metaformer import baselines_table, measured_table, paper_mixer_tables
 
 CAT = REPO / "assets" / "examples" / "cat.jpg"
 POOLING_CHECKPOINT = BUNDLED_DIR / "poolformer_s12_imagenette.safetensors"
@@ -101,7 +102,7 @@ def test_ablation_with_wider_pools_equals_a_model_built_with_reference_mixers() 
     ablation = ablate(CAT, BUNDLED_MODEL, [4], pool_sizes=[5, 7, 3, 3])
     assert ablation.mixers == ("pooling-5", "pooling-7", "pooling", "identity")
     torch.testing.assert_close(torch.from_numpy(ablation.identity.probabilities), torch.from_numpy(expected), rtol=0, atol=1e-6)
-    summary = views.ablation_summary(ablation)
+    summary = ablation_summary(ablation)
     assert "stage(s) **4**" in summary and "what-if" in summary and "trained with 3 × 3" in summary
 
 
@@ -127,7 +128,7 @@ def table_rows(markdown: str) -> list[list[str]]:
 
 def test_paper_tables_hold_the_papers_rows() -> None:
     """Every row of the MetaFormer paper's Table 5 and the Baselines table, as listed in ../shared/REFERENCE.md."""
-    rows = table_rows(views.paper_mixer_tables()) + table_rows(views.baselines_table())
+    rows = table_rows(paper_mixer_tables()) + table_rows(baselines_table())
     expected = [
         ["pooling", "77.2"], ["identity", "74.3"], ["global random matrix", "75.8"], ["depthwise convolution", "78.1"],
         ["5 × 5", "77.2"], ["7 × 7", "77.1"], ["9 × 9", "76.8"],
@@ -139,7 +140,7 @@ def test_paper_tables_hold_the_papers_rows() -> None:
     ]
     for row in expected:
         assert row in rows
-    assert "2111.11418" in views.paper_mixer_tables() and "2210.13452" in views.baselines_table()
+    assert "2111.11418" in paper_mixer_tables() and "2210.13452" in baselines_table()
 
 
 def recorded_metadata(path: Path) -> dict[str, str]:
@@ -155,7 +156,7 @@ def test_our_result_is_read_from_the_bundled_checkpoints() -> None:
         [mixer, f"{seeds[mixer]['mean'] * 100:.2f} ± {seeds[mixer]['sd'] * 100:.2f} ({len(seeds[mixer]['top1'])} seeds)"]
         for mixer in ("pooling", "identity")
     ]
-    text = views.measured_table(measured_mixer_runs())
+    text = measured_table(measured_mixer_runs())
     assert [row[1:] for row in table_rows(text)[1:]] == expected
     low, high = (value * 100 for value in seeds["gap"]["ci95"])
     assert f"**{seeds['gap']['mean'] * 100:.2f} points** on average over seeds (95 % interval {low:+.2f} to {high:+.2f})" in text
@@ -164,7 +165,7 @@ def test_our_result_is_read_from_the_bundled_checkpoints() -> None:
 
 def test_our_result_without_seeds_is_the_single_run() -> None:
     runs = [MeasuredRun("P", "pooling", "imagenette2", 0.9103, {}), MeasuredRun("I", "identity", "imagenette2", 0.8948, {})]
-    text = views.measured_table(runs)
+    text = measured_table(runs)
     assert [row[1:] for row in table_rows(text)[1:]] == [["pooling", "91.03"], ["identity", "89.48"]]
     assert "**1.55 points** (one training run each)" in text
 
@@ -177,6 +178,6 @@ def test_our_result_shows_the_spread_over_seeds_when_recorded() -> None:
         "gap": {"mean": 0.015, "ci95": [0.005, 0.025]},
     }
     runs = [MeasuredRun("P", "pooling", "imagenette2", 0.91, summary), MeasuredRun("I", "identity", "imagenette2", 0.895, summary)]
-    text = views.measured_table(runs)
+    text = measured_table(runs)
     assert [row[2] for row in table_rows(text)[1:]] == ["90.75 ± 0.35 (2 seeds)", "89.25 ± 0.35 (2 seeds)"]
     assert "**1.50 points** on average over seeds (95 % interval +0.50 to +2.50)" in text

@@ -16,8 +16,9 @@ from poolformer import explorer
 from poolformer.mixer_filter import border_kernels, kernel_at, neighbour_counts, pool_minus_identity
 from poolformer.model import Pooling
 from poolformer.preprocess import load_image, preprocess
-from visualize import views
 from visualize.maps import GRID_SIZE, MARK_COLOUR, PANEL_GAP, PHOTO_SIZE, TITLE_HEIGHT, normalise
+from visualize.mixer import filter_pictures, token_summary
+from visualize.stages import StageRanges, stage_cell_at, stage_picture, stage_ranges
 
 CAT = REPO / "assets" / "examples" / "cat.jpg"
 STAGE_GRIDS = [(56, 56), (28, 28), (14, 14), (7, 7)]
@@ -70,7 +71,7 @@ def test_filter_view_filters_the_crop_and_shows_the_models_own_stage1_map() -> N
     np.testing.assert_allclose(result.filtered, expected[0].permute(1, 2, 0).numpy(), atol=1e-12)
     prediction = explorer.predict(CAT, BUNDLED_MODEL)
     np.testing.assert_array_equal(result.stage1_change, prediction.stages[0].mixer_change)
-    photo, filtered = views.filter_pictures(result)
+    photo, filtered = filter_pictures(result)
     assert photo.size == filtered.size == (PHOTO_SIZE, PHOTO_SIZE)
     shown = np.asarray(filtered, dtype=np.float64)
     flat = np.abs(result.filtered) < 1e-9
@@ -111,7 +112,7 @@ def test_token_inspector_reports_the_update_of_the_models_own_mixer() -> None:
         assert token.token_mixer == mixer
         assert token.update_norm == pytest.approx(expected, rel=1e-5)
         assert token.change_norm == pytest.approx(float((pooled - normed)[0, :, 5, 5].norm()), rel=1e-5)
-        assert ("would pass on" in views.token_summary(token)) == (mixer == "identity")
+        assert ("would pass on" in token_summary(token)) == (mixer == "identity")
 
 
 def test_token_inspector_rejects_cells_off_the_map() -> None:
@@ -137,22 +138,22 @@ def test_a_click_on_either_map_picks_the_token_drawn_there(grid: tuple[int, int]
     hot = (grid[0] // 3, grid[1] - 2)
     values = np.zeros(grid, dtype=np.float32)
     values[hot] = 1.0
-    ranges = views.StageRanges(energy=(0.0, 1.0), pooling=(0.0, 1.0))  # so one cell is not clipped away as an outlier
+    ranges = StageRanges(energy=(0.0, 1.0), pooling=(0.0, 1.0))  # so one cell is not clipped away as an outlier
     black = Image.new("RGB", (PHOTO_SIZE, PHOTO_SIZE))
-    picture = np.asarray(views.stage_picture(black, synthetic_stage(1, grid, values, values), ranges))
+    picture = np.asarray(stage_picture(black, synthetic_stage(1, grid, values, values), ranges))
     assert picture.shape[1] == 2 * PHOTO_SIZE + GRID_SIZE[0] + 2 * PANEL_GAP
     for left in (0, PHOTO_SIZE + GRID_SIZE[0] + 2 * PANEL_GAP):
         panel = picture[TITLE_HEIGHT:, left : left + PHOTO_SIZE].astype(int).sum(axis=2)
         y, x = np.unravel_index(panel.argmax(), panel.shape)
-        assert views.stage_cell_at(left + x, TITLE_HEIGHT + y, grid) == hot
-    marked = np.asarray(views.stage_picture(black, synthetic_stage(1, grid, values, values), ranges, marked=(1, 2)))
+        assert stage_cell_at(left + x, TITLE_HEIGHT + y, grid) == hot
+    marked = np.asarray(stage_picture(black, synthetic_stage(1, grid, values, values), ranges, marked=(1, 2)))
     for left in (0, PHOTO_SIZE + GRID_SIZE[0] + 2 * PANEL_GAP):  # the outline of a clicked token surrounds that token
         panel = marked[TITLE_HEIGHT:, left : left + PHOTO_SIZE]
         ys, xs = np.nonzero((panel == MARK_COLOUR).all(axis=2))
-        assert views.stage_cell_at(left + xs.mean(), TITLE_HEIGHT + ys.mean(), grid) == (1, 2)
+        assert stage_cell_at(left + xs.mean(), TITLE_HEIGHT + ys.mean(), grid) == (1, 2)
     cell = PHOTO_SIZE / grid[0]
-    assert views.stage_cell_at(cell * 2.5, TITLE_HEIGHT + cell * 1.5, grid) == (1, 2)
-    assert views.stage_cell_at(PHOTO_SIZE - 1, TITLE_HEIGHT + PHOTO_SIZE - 1, grid) == (grid[0] - 1, grid[1] - 1)
+    assert stage_cell_at(cell * 2.5, TITLE_HEIGHT + cell * 1.5, grid) == (1, 2)
+    assert stage_cell_at(PHOTO_SIZE - 1, TITLE_HEIGHT + PHOTO_SIZE - 1, grid) == (grid[0] - 1, grid[1] - 1)
 
 
 @pytest.mark.parametrize(
@@ -161,7 +162,7 @@ def test_a_click_on_either_map_picks_the_token_drawn_there(grid: tuple[int, int]
     ids=["title", "gap", "channel-tiles", "below"],
 )
 def test_a_click_off_the_maps_picks_no_token(x: int, y: int) -> None:
-    assert views.stage_cell_at(x, y, (56, 56)) is None
+    assert stage_cell_at(x, y, (56, 56)) is None
 
 
 def mean_brightness(values: np.ndarray, value_range: tuple[float, float] | None) -> float:
@@ -174,31 +175,31 @@ def test_global_scale_makes_a_weaker_stage_look_darker() -> None:
     strong = synthetic_stage(2, (7, 7), 10 * pattern, 3 * pattern)
     stages = [weak, strong]
 
-    own = views.stage_ranges(stages, "map")  # today's default: each map stretched, so both look alike
+    own = stage_ranges(stages, "map")  # today's default: each map stretched, so both look alike
     assert mean_brightness(weak.energy, own[0].energy) == pytest.approx(
         mean_brightness(strong.energy, own[1].energy), abs=1e-6
     )
 
-    shared = views.stage_ranges(stages, "global")
+    shared = stage_ranges(stages, "global")
     assert shared[0] == shared[1]
     assert mean_brightness(weak.energy, shared[0].energy) < 0.2 < mean_brightness(strong.energy, shared[1].energy)
     assert mean_brightness(weak.mixer_change, shared[0].pooling) < mean_brightness(
         strong.mixer_change, shared[1].pooling
     )
 
-    per_stage = views.stage_ranges(stages, "stage")  # one range for a stage's eight channel tiles
+    per_stage = stage_ranges(stages, "stage")  # one range for a stage's eight channel tiles
     first, last = weak.top_channels[0][1], weak.top_channels[-1][1]
     assert mean_brightness(first, per_stage[0].channels) < mean_brightness(last, per_stage[0].channels)
     assert per_stage[0].energy is None and per_stage[0].channels != per_stage[1].channels
 
     with pytest.raises(explorer.ExplorerError, match="unknown colour scale"):
-        views.stage_ranges(stages, "log")
+        stage_ranges(stages, "log")
 
 
 def test_global_scale_on_the_model_orders_stages_by_their_energy() -> None:
     """On a real photo, the stage whose energy is larger on average is also brighter on the global scale."""
     stages = explorer.predict(CAT, BUNDLED_MODEL).stages
-    ranges = views.stage_ranges(stages, "global")
+    ranges = stage_ranges(stages, "global")
     brightness = [mean_brightness(stage.energy, scale.energy) for stage, scale in zip(stages, ranges)]
     energies = [float(stage.energy.mean()) for stage in stages]
     assert np.argsort(brightness).tolist() == np.argsort(energies).tolist()

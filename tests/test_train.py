@@ -26,7 +26,7 @@ from poolformer.seeds import SUMMARY_KEY, gap_interval, read_metadata, t_quantil
 from poolformer.train import holdout_split
 from poolformer.train import main as train_main
 from poolformer.weights import create_model
-from visualize.views import scratch_comparison
+from visualize.ablation import scratch_comparison
 
 WNIDS = list(IMAGENETTE)[:2]  # tench, English springer: real ImageNet ids, so finalize can name them
 

@@ -1,0 +1,42 @@
+"""The app's public API, as gradio_client describes it, stays what scripts were written against.
+
+tests/api_snapshot.json is `Client(url).view_api(return_format="dict")` of the shared `python app.py`, taken
+before the page was split into ui/ (issue 14): every endpoint's name, its parameters with their defaults
+and its outputs, in order. Only the model picker's choices may grow (new checkpoints add choices), so they
+are checked against the picker itself instead of against the snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from gradio_client import Client
+
+from ui.sidebar import picker_choices
+
+SNAPSHOT = Path(__file__).parent / "api_snapshot.json"
+MODEL_CHOICES = "<the model picker's choices>"
+
+
+def without_model_choices(api: dict[str, Any], choices: list[str]) -> dict[str, Any]:
+    """`api` with every model parameter's list of choices replaced by a marker, after checking it is `choices`."""
+    api = json.loads(json.dumps(api))
+    for endpoint in api["named_endpoints"].values():
+        for parameter in endpoint["parameters"]:
+            if parameter["parameter_name"] == "model":
+                assert parameter["type"]["enum"] == choices
+                assert parameter["example_input"] in choices
+                parameter["type"]["enum"] = parameter["python_type"]["type"] = MODEL_CHOICES
+                parameter["example_input"] = MODEL_CHOICES
+    return api
+
+
+def test_api_is_unchanged(app_url: str) -> None:
+    api = Client(app_url, verbose=False, download_files=False).view_api(return_format="dict", print_info=False)
+    snapshot = json.loads(SNAPSHOT.read_text())
+    old_choices = snapshot["named_endpoints"]["/predict"]["parameters"][1]["type"]["enum"]
+    live_choices = [value for _, value in picker_choices()]
+    assert set(old_choices) <= set(live_choices)  # choices may be added, never taken away
+    assert without_model_choices(api, live_choices) == without_model_choices(snapshot, old_choices)

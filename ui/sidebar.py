@@ -1,0 +1,99 @@
+"""The left column: the photo and its examples, the model picker, the model's card and its status line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from poolformer import explorer
+from poolformer.weights import WeightsError
+from ui.shared import Shared, reporter
+
+# Cathedrals first: "church" is one of the bundled default model's ten classes, so a first-time
+# visitor sees it recognise something; the ImageNet-1k models know the rest (see LICENSES.md there).
+EXAMPLE_FILES = ("reims_cathedral", "berlin_cathedral", "cat", "coffee", "rocket", "astronaut", "grace_hopper")
+EXAMPLES = [str(Path(__file__).parent.parent / "assets" / "examples" / f"{name}.jpg") for name in EXAMPLE_FILES]
+DOWNLOAD_POLL_S = 1.0  # how often an open page refreshes the start-up download's progress
+PHOTO_LINK_REFUSED = "photo links are not fetched by this app: download the picture and upload the file"
+
+
+def refusing_links(photo: gr.Image) -> gr.Image:
+    """Make `photo` refuse a link given as the photo (`handle_file("http://…")` in gradio_client).
+
+    Gradio would fetch the link itself (through safehttpx, which refuses private addresses), and a refused or
+    failed fetch reaches the visitor only as a bare "Error"; a photo is small enough to upload instead. The
+    hook wraps this one instance (a gr.Image subclass would make Gradio write a .pyi stub beside its module).
+    """
+    move_to_cache = photo.async_move_resource_to_block_cache
+
+    async def move_uploads_only(url_or_file_path: str | Path | None) -> str | None:
+        if str(url_or_file_path).lower().startswith(("http://", "https://")):
+            raise gr.Error(PHOTO_LINK_REFUSED, print_exception=False)
+        return await move_to_cache(url_or_file_path)
+
+    photo.async_move_resource_to_block_cache = move_uploads_only
+    return photo
+
+
+def select_model(model: str | None, progress: gr.Progress = gr.Progress()) -> tuple[str, str]:
+    """Describe the picked model and load it; unavailable weights warn but leave the app usable."""
+    choice = explorer.find_choice(model)
+    try:
+        return explorer.describe(choice), explorer.load(model, reporter(progress))
+    except (WeightsError, explorer.ExplorerError) as error:
+        gr.Warning(str(error))
+        return explorer.describe(choice), f"**Not loaded:** {error}"
+
+
+def picker_choices() -> list[tuple[str, str]]:
+    return [(explorer.choice_label(choice), choice.value) for choice in explorer.model_choices()]
+
+
+def open_page() -> tuple[gr.Dropdown, gr.Timer]:
+    """Each page load asks afresh for the default (official S12 once it has downloaded) and, while the
+    start-up download runs, polls its progress into the status line."""
+    picker = gr.Dropdown(choices=picker_choices(), value=explorer.default_choice())
+    return picker, gr.Timer(active=explorer.DOWNLOADS.background_running())
+
+
+def download_progress(model: str | None) -> tuple[Any, gr.Timer]:
+    """Timer tick: refresh the status line of the loaded model with the download's progress, until it is done."""
+    status = explorer.loaded_status(model)
+    return (gr.skip() if status is None else status), gr.Timer(active=explorer.DOWNLOADS.background_running())
+
+
+def build(page: gr.Blocks) -> Shared:
+    """Lay out the left column of `page` and wire its events; what the tabs need of it comes back."""
+    default = explorer.default_choice()
+    with gr.Column(scale=2, min_width=340):
+        photo = refusing_links(
+            gr.Image(
+                label="Photo",
+                type="filepath",
+                sources=["upload", "clipboard", "webcam"],
+                height=300,
+                elem_id="photo",
+            )
+        )
+        gr.Examples(EXAMPLES, inputs=[photo], label="Example photos (public domain / CC0)", elem_id="examples")
+        # No value here: the page load fills in the current default, and an API call that leaves
+        # the model out sends None, which the explorer reads as the default at that moment.
+        model = gr.Dropdown(picker_choices(), value=None, label="Model", elem_id="model")
+        card = gr.Markdown(explorer.describe(explorer.find_choice(default)))
+        status = gr.Markdown("Weights load on first use…", elem_id="status")
+        download_timer = gr.Timer(DOWNLOAD_POLL_S, active=False)
+
+    model_selected = model.change(select_model, [model], [card, status], api_visibility="private")
+    # Cheap page events bypass the queue, so a full queue never leaves a page without its picker or progress.
+    page.load(open_page, None, [model, download_timer], api_visibility="private", queue=False)  # then .change
+    download_timer.tick(
+        download_progress,
+        [model],
+        [status, download_timer],
+        api_visibility="private",
+        show_progress="hidden",
+        queue=False,
+    )
+    return Shared(page, photo, model, status, model_selected)

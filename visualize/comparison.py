@@ -1,0 +1,79 @@
+"""Compare variants: the table, the accuracy-against-latency points, and each model's stage-4 map."""
+
+from __future__ import annotations
+
+import pandas as pd
+from PIL import Image
+
+from poolformer.explorer import Comparison, ModelChoice
+from visualize.maps import overlay
+from visualize.stages import ENERGY_COLORMAP
+from visualize.text import percent
+
+
+COMPARISON_COLUMNS = ["model", "weights", "params (M)", "GMACs", "top-1 (%)", "latency (ms)", "top-5"]
+COMPARISON_COLUMN_WIDTHS = ["19%", "14%", "8%", "7%", "7%", "10%", "35%"]
+
+
+def comparison_row(row: Comparison) -> list[str | float]:
+    variant = row.choice.variant
+    top5 = " · ".join(f"{name} {percent(probability)}" for name, probability in row.top5.items())
+    weights = "bundled, Imagenette" if row.choice.bundled else "ImageNet-1k (HF cache)"
+    return [row.choice.name, weights, round(row.params_m, 1), variant.macs_g, top1_figure(row.choice), round(row.latency_ms, 1), top5]
+
+
+def top1_value(choice: ModelChoice) -> float | None:
+    """Official weights: the paper's ImageNet top-1 (%); bundled ones: what we measured on their own val split."""
+    if not choice.bundled:
+        return choice.variant.top1
+    measured = choice.metadata.get("val_top1")
+    return round(float(measured) * 100, 1) if measured else None
+
+
+def top1_figure(choice: ModelChoice) -> str:
+    value = top1_value(choice)
+    return "—" if value is None else f"{value}"
+
+
+PLOT_X, PLOT_Y, PLOT_COLOUR = "latency (ms)", "top-1 (%)", "model"
+PLOT_TOOLTIP = ["params", "top-1 is", "this photo"]
+
+
+def comparison_plot(rows: list[Comparison]) -> pd.DataFrame:
+    """One point per model with a known top-1: accuracy against latency, for the native scatter plot.
+
+    Gradio's ScatterPlot has no size channel, so the parameter count goes in the tooltip; the colour
+    names the model and its benchmark, since ImageNet and Imagenette top-1 are not comparable.
+    """
+    records = []
+    for row in rows:
+        top1 = top1_value(row.choice)
+        if top1 is None:
+            continue
+        name, probability = next(iter(row.top5.items()))
+        records.append(
+            {
+                PLOT_COLOUR: row.choice.name if row.choice.bundled else f"{row.choice.name} · ImageNet-1k",
+                PLOT_X: round(row.latency_ms, 1),
+                PLOT_Y: top1,
+                "params": f"{row.params_m:.1f} M",
+                "top-1 is": "measured, Imagenette val" if row.choice.bundled else "the paper's, ImageNet-1k val",
+                "this photo": f"{name} {percent(probability)}",
+            }
+        )
+    return pd.DataFrame(records, columns=[PLOT_COLOUR, PLOT_X, PLOT_Y, *PLOT_TOOLTIP])
+
+
+def latency_axis_end(points: pd.DataFrame) -> float:
+    """Where the latency axis ends: a quarter past the slowest model, so no point sits on the frame."""
+    slowest = float(points[PLOT_X].max()) if len(points) else 1.0
+    return round(slowest * 1.25 + 1)
+
+
+def comparison_gallery(rows: list[Comparison]) -> list[tuple[Image.Image, str]]:
+    """Each model's stage-4 energy over its own input crop, captioned with its top-1."""
+    pictures = []
+    for row in rows:
+        name, probability = next(iter(row.top5.items()))
+        pictures.append((overlay(row.photo, row.stage4_energy, ENERGY_COLORMAP), f"{row.choice.name}: {name} {percent(probability)}"))
+    return pictures

@@ -41,6 +41,18 @@ def plot_points(plot: dict) -> list[dict]:
     return [dict(zip(data["columns"], row)) for row in data["data"]]
 
 
+def test_the_evidence_endpoints_take_what_explain_takes(client: Client) -> None:
+    """(photo, model, target) exactly as /explain has them, then the attribution method, optional like /explain's."""
+    endpoints = client.view_api(return_format="dict", print_info=False)["named_endpoints"]
+    explain = endpoints["/explain"]["parameters"]
+    assert [parameter["parameter_name"] for parameter in explain] == ["photo", "model", "target", "stages", "method"]
+    for name in ("/sanity", "/faithfulness"):
+        parameters = endpoints[name]["parameters"]
+        assert parameters[:3] == explain[:3], name
+        assert parameters[3] == explain[4], name
+        assert parameters[3]["parameter_default"] == "grad-cam" and len(parameters) == 4, name
+
+
 @pytest.fixture(scope="module")
 def default_sanity(client: Client) -> list:
     return client.predict(handle_file(CAT), api_name="/sanity")
@@ -86,7 +98,7 @@ def test_faithfulness_with_only_the_photo_draws_three_orders(
     target = bundled_model.class_names.index(top1)
     grey = reference_target_probability_of_grey(bundled_model, target)
     expected = explorer.faithfulness(CAT, BUNDLED_MODEL)
-    names = ["Grad-CAM", "random order", "Grad-CAM with pooling switched off"]
+    names = ["Grad-CAM", "random order", "Grad-CAM, pooling off"]
     for plot, insertion in ((deletion_plot, False), (insertion_plot, True)):
         points = plot_points(plot)
         assert len(points) == len(names) * (FRACTION_STEPS + 1)

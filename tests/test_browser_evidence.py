@@ -8,16 +8,17 @@ Grad-CAM. Screenshots land in test-output/ for a human to look at.
 from __future__ import annotations
 
 from playwright.sync_api import Page, expect
-from test_browser import CAT, OUTPUT_TIMEOUT_MS, expect_picture_shown, screenshot, upload
+from conftest import REPO
+from test_browser import OUTPUT_TIMEOUT_MS, expect_picture_shown, screenshot, upload
 
-from poolformer.deletion import FRACTION_STEPS
 from poolformer.randomisation import CASCADE
 
+CATHEDRAL = REPO / "assets" / "examples" / "reims_cathedral.jpg"  # a church: a class the bundled model knows
 CURVE_POINTS_TIMEOUT_MS = 60_000  # a curve needs some forty forward passes; the shared CPU may be busy
 
 
 def open_where_it_looks(page: Page) -> None:
-    upload(page, CAT)
+    upload(page, CATHEDRAL)
     page.get_by_role("tab", name="Where it looks").click()
 
 
@@ -47,15 +48,19 @@ def test_curves_are_native_plots_that_show_values_on_hover(page: Page) -> None:
     plot.scroll_into_view_if_needed()
     box = plot.locator("canvas, svg").first.bounding_box()
     tooltip = page.locator("#vg-tooltip-element")
-    # Sweep the pointer along the plot until a point's tooltip shows (where the first point sits depends on the layout).
-    for step in range(1, 40):
-        page.mouse.move(box["x"] + box["width"] * step / 40, box["y"] + box["height"] * 0.5)
-        if tooltip.is_visible() and "probability" in (tooltip.text_content() or ""):
+    # Sweep the pointer along the plot's middle, left to right, until a point's tooltip shows.
+    for step in range(1, 80):
+        page.mouse.move(box["x"] + box["width"] * step / 80, box["y"] + box["height"] * 0.5)
+        if tooltip.is_visible() and "cells greyed" in (tooltip.text_content() or ""):
             break
-    expect(tooltip).to_contain_text("probability (%)", timeout=OUTPUT_TIMEOUT_MS)
-    expect(tooltip).to_contain_text("cell order")
+    expect(tooltip).to_contain_text("probability of the class (%)", timeout=OUTPUT_TIMEOUT_MS)
+    rows = dict(tooltip.locator("tr").evaluate_all("rows => rows.map(row => [...row.cells].map(cell => cell.textContent))"))
+    assert rows["cell order"] in ("Grad-CAM", "random order", "Grad-CAM, pooling off")
+    greyed, probability = float(rows["cells greyed (%)"]), float(rows["probability of the class (%)"])
+    assert 0 <= greyed <= 100 and 0 <= probability <= 100
+    if greyed == 0:  # every deletion curve starts at the photo's own probability, which the table states
+        expect(page.locator("#faithfulness-summary")).to_contain_text(f"The photo alone: {probability:.1f} %")
     screenshot(page, "tab-where-it-looks-curves")
-    assert FRACTION_STEPS == 7
 
 
 def test_hirescam_can_be_picked_for_maps_and_evidence(page: Page) -> None:

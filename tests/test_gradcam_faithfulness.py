@@ -176,7 +176,7 @@ def test_the_curves_end_at_the_full_photo_and_the_grey_picture(model: PoolFormer
     assert result.target_name == "church" and result.grid == (7, 7)
     np.testing.assert_allclose(result.fractions, np.arange(FRACTION_STEPS + 1) / FRACTION_STEPS)
     assert result.full_probability == pytest.approx(full, abs=1e-5) and result.grey_probability == pytest.approx(grey, abs=1e-5)
-    assert [curve.name for curve in result.curves] == ["Grad-CAM", "random order", "Grad-CAM with pooling switched off"]
+    assert [curve.name for curve in result.curves] == ["Grad-CAM", "random order", "Grad-CAM, pooling off"]
     for curve in result.curves:
         assert len(curve.deletion) == len(curve.insertion) == FRACTION_STEPS + 1
         assert curve.deletion[0] == pytest.approx(full, abs=1e-5) and curve.insertion[-1] == pytest.approx(full, abs=1e-5)

@@ -5,9 +5,16 @@ from __future__ import annotations
 import pandas as pd
 
 from poolformer.explorer import Faithfulness
-from visualize.views import percent
+from visualize.text import percent
 
 CURVE_X, CURVE_Y, CURVE_COLOUR = "cells (%)", "probability (%)", "cell order"
+# The map's own order in the theme's indigo, the random baseline in grey, the pooling-off map's order in amber.
+ORDER_COLOURS = ("#4f46e5", "#8a8f98", "#d97706")
+
+
+def curve_colours(result: Faithfulness) -> dict[str, str]:
+    """{curve name: colour}, the same colour for the same role whichever attribution method named the curves."""
+    return {curve.name: colour for curve, colour in zip(result.curves, ORDER_COLOURS)}
 
 
 def curve_points(result: Faithfulness, insertion: bool) -> pd.DataFrame:

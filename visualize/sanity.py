@@ -8,7 +8,8 @@ from PIL import Image
 from poolformer.explorer import RandomisedMaps, SanityCheck
 from poolformer.gradcam import ATTRIBUTION_NAMES
 from visualize.maps import overlay, titled_column, titled_row
-from visualize.views import CAM_COLORMAP, percent
+from visualize.gradcam import CAM_COLORMAP
+from visualize.text import percent
 
 SANITY_TILE = 112  # a multiple of 56, so every stage's cells stay whole squares; seven rows of four must fit a page
 FELL_APART = 0.3  # ρ below this: the map no longer orders the cells as the trained model's map did
@@ -68,8 +69,8 @@ def sanity_summary(check: SanityCheck) -> str:
     )
     lines += [
         "",
-        f"With the head alone randomised, stage 4's map keeps ρ = {signed(head_only)} (the features below are still "
-        f"the trained ones; only what they are weighed with is random). With every weight random, ρ = {signed(last)}: "
-        f"{verdict}.",
+        f"With the head alone randomised, stage 4's map has ρ = {signed(head_only)}: the features below are still "
+        "the trained ones, only what they are weighed with is random, so some of the photo's layout can survive. "
+        f"With every weight random, ρ = {signed(last)}: {verdict}.",
     ]
     return "\n".join(lines)

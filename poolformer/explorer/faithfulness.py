@@ -77,7 +77,7 @@ def faithfulness(
 
     mapped = [(name, model)]
     if explained.choice.token_mixer == "pooling":
-        mapped.append((f"{name} with pooling switched off", model.with_token_mixers("identity")))
+        mapped.append((f"{name}, pooling off", model.with_token_mixers("identity")))
     cams = in_lanes([partial(stage4_map, twin, pixels, index, method) for _, twin in mapped])
     grid = tuple(cams[0].shape)
     cells = cams[0].numel()

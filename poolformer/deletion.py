@@ -61,7 +61,9 @@ def kept_pixels(order: torch.Tensor, counts: torch.Tensor, masks: torch.Tensor, 
     return (kept_cells.float() @ masks.flatten(1).float()).view(len(counts), 1, *masks.shape[1:])
 
 
-def curve_pictures(pixels: torch.Tensor, order: torch.Tensor, counts: torch.Tensor, masks: torch.Tensor, insertion: bool) -> torch.Tensor:
+def curve_pictures(
+    pixels: torch.Tensor, order: torch.Tensor, counts: torch.Tensor, masks: torch.Tensor, insertion: bool
+) -> torch.Tensor:
     """The model inputs along one curve: (len(counts), 3, H, W), grey (zero) where a cell is not kept."""
     return pixels * kept_pixels(order, counts, masks, insertion).to(pixels.device, pixels.dtype)
 

@@ -66,7 +66,9 @@ def fresh_parts(model: PoolFormer, parts: Sequence[str], seed: int = RANDOM_SEED
     """Re-initialised copies of the named parts. Each part draws from its own generator (seeded by `seed` and
     the part's place in CASCADE), so a part's random weights are the same whichever other parts are drawn."""
     generators = {part: torch.Generator().manual_seed(seed * len(CASCADE) + CASCADE.index(part)) for part in parts}
-    return {part: reinitialised(part_of(model, part), generators[part], model.variant.layer_scale_init) for part in parts}
+    return {
+        part: reinitialised(part_of(model, part), generators[part], model.variant.layer_scale_init) for part in parts
+    }
 
 
 def with_parts(model: PoolFormer, replacements: dict[str, nn.Module]) -> PoolFormer:

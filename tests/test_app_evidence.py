@@ -63,7 +63,9 @@ def default_faithfulness(client: Client) -> list:
     return client.predict(handle_file(CAT), api_name="/faithfulness")
 
 
-def test_sanity_with_only_the_photo_randomises_the_top1_grad_cam(default_sanity: list, bundled_model: torch.nn.Module) -> None:
+def test_sanity_with_only_the_photo_randomises_the_top1_grad_cam(
+    default_sanity: list, bundled_model: torch.nn.Module
+) -> None:
     picture, summary, status = default_sanity
     image = Image.open(picture)
     assert image.height == STEPS * SANITY_ROW[1] + (STEPS - 1) * PANEL_GAP
@@ -104,7 +106,9 @@ def test_faithfulness_with_only_the_photo_draws_three_orders(
         assert len(points) == len(names) * (FRACTION_STEPS + 1)
         for name, curve in zip(names, expected.curves, strict=True):
             line = [point for point in points if point[CURVE_COLOUR] == name]
-            assert [point[CURVE_X] for point in line] == pytest.approx([100 * step / FRACTION_STEPS for step in range(FRACTION_STEPS + 1)], abs=0.05)
+            assert [point[CURVE_X] for point in line] == pytest.approx(
+                [100 * step / FRACTION_STEPS for step in range(FRACTION_STEPS + 1)], abs=0.05
+            )
             values = [point[CURVE_Y] / 100 for point in line]
             assert values == pytest.approx(list(curve.insertion if insertion else curve.deletion), abs=1e-4)
             ends = (grey, probability) if insertion else (probability, grey)
@@ -112,7 +116,9 @@ def test_faithfulness_with_only_the_photo_draws_three_orders(
     rows = summary_rows_without_percent(summary)
     assert list(rows) == names
     for name, curve in zip(names, expected.curves, strict=True):
-        assert [float(cell) for cell in rows[name]] == pytest.approx([curve.deletion_auc, curve.insertion_auc], abs=1.5e-3)
+        assert [float(cell) for cell in rows[name]] == pytest.approx(
+            [curve.deletion_auc, curve.insertion_auc], abs=1.5e-3
+        )
     assert f"The photo alone: {table_percent(probability)}" in summary
     assert "poolformer_s12_imagenette.safetensors" in status
 
@@ -120,7 +126,9 @@ def test_faithfulness_with_only_the_photo_draws_three_orders(
 def test_explain_draws_hirescam_when_asked(client: Client, bundled_model: torch.nn.Module) -> None:
     """/explain's trailing attribution input: HiResCAM maps, not Grad-CAM's, with the same top-5."""
     grad_cam_maps = client.predict(handle_file(CAT), BUNDLED_MODEL, explorer.TOP1, [1, 2, 3, 4], api_name="/explain")
-    hires = client.predict(handle_file(CAT), BUNDLED_MODEL, explorer.TOP1, [1, 2, 3, 4], "hirescam", api_name="/explain")
+    hires = client.predict(
+        handle_file(CAT), BUNDLED_MODEL, explorer.TOP1, [1, 2, 3, 4], "hirescam", api_name="/explain"
+    )
     assert hires[0] == grad_cam_maps[0]
     assert "HiResCAM" in hires[10] and "Grad-CAM" in grad_cam_maps[10]
     assert Image.open(hires[7]).tobytes() != Image.open(grad_cam_maps[7]).tobytes()  # the stage-4 picture
@@ -154,4 +162,3 @@ def reference_target_probability_of_grey(model: torch.nn.Module, target: int) ->
     """P(target) on the all-grey picture: zero everywhere after normalising, the ImageNet mean colour."""
     with torch.inference_mode():
         return float(model(torch.zeros(1, 3, 224, 224))[0].softmax(-1)[target])
-

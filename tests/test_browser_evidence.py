@@ -7,8 +7,8 @@ Grad-CAM. Screenshots land in test-output/ for a human to look at.
 
 from __future__ import annotations
 
-from playwright.sync_api import Page, expect
 from conftest import REPO
+from playwright.sync_api import Page, expect
 from test_browser import OUTPUT_TIMEOUT_MS, expect_picture_shown, screenshot, upload
 
 from poolformer.randomisation import CASCADE
@@ -54,7 +54,9 @@ def test_curves_are_native_plots_that_show_values_on_hover(page: Page) -> None:
         if tooltip.is_visible() and "cells greyed" in (tooltip.text_content() or ""):
             break
     expect(tooltip).to_contain_text("probability of the class (%)", timeout=OUTPUT_TIMEOUT_MS)
-    rows = dict(tooltip.locator("tr").evaluate_all("rows => rows.map(row => [...row.cells].map(cell => cell.textContent))"))
+    rows = dict(
+        tooltip.locator("tr").evaluate_all("rows => rows.map(row => [...row.cells].map(cell => cell.textContent))")
+    )
     assert rows["cell order"] in ("Grad-CAM", "random order", "Grad-CAM, pooling off")
     greyed, probability = float(rows["cells greyed (%)"]), float(rows["probability of the class (%)"])
     assert 0 <= greyed <= 100 and 0 <= probability <= 100

@@ -30,7 +30,9 @@ def cat() -> torch.Tensor:
     return preprocess(load_image(EXAMPLES / "cat.jpg"), 0.9)
 
 
-def hooked_stage_gradients(model: PoolFormer, pixels: torch.Tensor, target: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def hooked_stage_gradients(
+    model: PoolFormer, pixels: torch.Tensor, target: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """The textbook recipe on a private copy: forward hooks keep the stage outputs and .backward() fills
     their .grad; (features, gradient) per stage."""
     twin = copy.deepcopy(model)
@@ -56,7 +58,8 @@ def hooked_grad_cam(model: PoolFormer, pixels: torch.Tensor, target: int) -> lis
 
 def hooked_hires_cam(model: PoolFormer, pixels: torch.Tensor, target: int) -> list[torch.Tensor]:
     """ReLU(sum_k grad_k ⊙ A_k) (Draelos and Carin 2020, with Grad-CAM's ReLU)."""
-    return [torch.relu((gradient * features).sum(dim=1))[0] for features, gradient in hooked_stage_gradients(model, pixels, target)]
+    stages = hooked_stage_gradients(model, pixels, target)
+    return [torch.relu((gradient * features).sum(dim=1))[0] for features, gradient in stages]
 
 
 def hand_stage4_gradient(model: PoolFormer, features: torch.Tensor, target: int) -> torch.Tensor:
@@ -93,7 +96,9 @@ def test_maps_equal_the_textbook_computation(model: PoolFormer, cat: torch.Tenso
         torch.testing.assert_close(ours, top1, rtol=0, atol=0)  # None means the top-1 class
 
 
-def test_hires_cam_equals_the_textbook_computation_and_the_hand_worked_gradient(model: PoolFormer, cat: torch.Tensor) -> None:
+def test_hires_cam_equals_the_textbook_computation_and_the_hand_worked_gradient(
+    model: PoolFormer, cat: torch.Tensor
+) -> None:
     with torch.inference_mode():
         logits, stages = model.forward_with_stages(cat)
     ranked = logits[0].argsort(descending=True).tolist()

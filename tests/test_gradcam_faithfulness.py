@@ -175,12 +175,13 @@ def test_the_curves_end_at_the_full_photo_and_the_grey_picture(model: PoolFormer
     result = explorer.faithfulness(photo, BUNDLED_MODEL, "church")
     assert result.target_name == "church" and result.grid == (7, 7)
     np.testing.assert_allclose(result.fractions, np.arange(FRACTION_STEPS + 1) / FRACTION_STEPS)
-    assert result.full_probability == pytest.approx(full, abs=1e-5) and result.grey_probability == pytest.approx(grey, abs=1e-5)
+    assert result.full_probability == pytest.approx(full, abs=1e-5)
+    assert result.grey_probability == pytest.approx(grey, abs=1e-5)
     assert [curve.name for curve in result.curves] == ["Grad-CAM", "random order", "Grad-CAM, pooling off"]
     for curve in result.curves:
         assert len(curve.deletion) == len(curve.insertion) == FRACTION_STEPS + 1
-        assert curve.deletion[0] == pytest.approx(full, abs=1e-5) and curve.insertion[-1] == pytest.approx(full, abs=1e-5)
-        assert curve.deletion[-1] == pytest.approx(grey, abs=1e-5) and curve.insertion[0] == pytest.approx(grey, abs=1e-5)
+        assert (curve.deletion[0], curve.deletion[-1]) == pytest.approx((full, grey), abs=1e-5)
+        assert (curve.insertion[0], curve.insertion[-1]) == pytest.approx((grey, full), abs=1e-5)
         assert curve.deletion_auc == pytest.approx(np.trapezoid(curve.deletion, result.fractions))
         assert curve.insertion_auc == pytest.approx(np.trapezoid(curve.insertion, result.fractions))
 
@@ -200,7 +201,8 @@ def test_the_map_orders_beat_a_random_order_on_deletion_and_insertion(val_photos
             print(f"    {photo.name} ({result.target_name}, p = {result.full_probability:.2f}): "
                   + ", ".join(f"{name} {d:.3f} / {i:.3f}" for name, (d, i) in zip(names, row)))  # fmt: skip
         means = areas.mean(axis=0)
-        print("    mean: " + ", ".join(f"{name} deletion {d:.3f}, insertion {i:.3f}" for name, (d, i) in zip(names, means)))
+        figures = (f"{name} deletion {d:.3f}, insertion {i:.3f}" for name, (d, i) in zip(names, means))
+        print("    mean: " + ", ".join(figures))
         (map_deletion, map_insertion), (random_deletion, random_insertion) = means[0], means[1]
         assert map_deletion < random_deletion, method
         assert map_insertion > random_insertion, method

@@ -38,7 +38,9 @@ def cat(model: PoolFormer) -> torch.Tensor:
 
 def test_rank_correlation_equals_hand_worked_examples() -> None:
     # No ties: ranks 1..5 against 2, 1, 4, 3, 5, so d = -1, 1, -1, 1, 0 and rho = 1 - 6 * 4 / (5 * 24) = 0.8.
-    assert rank_correlation(torch.tensor([10.0, 20, 30, 40, 50]), torch.tensor([12.0, 11, 35, 33, 60])) == pytest.approx(0.8)
+    assert rank_correlation(
+        torch.tensor([10.0, 20, 30, 40, 50]), torch.tensor([12.0, 11, 35, 33, 60])
+    ) == pytest.approx(0.8)
     # Ties share their mean rank: (1.5, 1.5, 3, 4) and (1, 2.5, 2.5, 4); Pearson of those = 3.75 / 4.5.
     tied = rank_correlation(torch.tensor([[0.0, 0], [1, 2]]), torch.tensor([[0.0, 1], [1, 3]]))
     assert tied == pytest.approx(3.75 / 4.5)
@@ -114,7 +116,12 @@ def test_randomising_every_weight_scrambles_the_stage4_map_on_photos(val_photos:
         for number, step in enumerate(checks[0].steps):
             label = "as trained" if not step.randomised else f"+ {step.randomised[-1]}"
             means, absolute = table[:, number].mean(0), np.abs(table[:, number]).mean(0)
-            print(f"    {label:>11}: " + "  ".join(f"{m:+.2f}" for m in means) + "   |ρ| " + "  ".join(f"{m:.2f}" for m in absolute))
+            print(
+                f"    {label:>11}: "
+                + "  ".join(f"{m:+.2f}" for m in means)
+                + "   |ρ| "
+                + "  ".join(f"{m:.2f}" for m in absolute)
+            )
         assert np.all(table[:, 0] == 1.0)
         everything_random = table[:, -1, -1]  # every photo's stage-4 map once all weights are random
         assert abs(everything_random.mean()) < NEAR_ZERO, (method, everything_random)

@@ -52,9 +52,11 @@ def faithfulness_summary(result: Faithfulness) -> str:
     ]
     won = [test for test in wins if test]
     if len(won) == 2:
-        reading = f"On this photo {mapped.name}'s order beats the random order on both: it ranks first what the model uses."
+        reading = (
+            f"On this photo {mapped.name}'s order beats the random order on both: it ranks first what the model uses."
+        )
     elif won:
         reading = f"On this photo {mapped.name}'s order beats the random order on {won[0]} only."
     else:
-        reading = f"On this photo {mapped.name}'s order does not beat the random order: here the map is no better than chance."
+        reading = f"On this photo {mapped.name}'s order does not beat the random order: it ranks no better than chance."
     return "\n".join(lines + ["", reading])

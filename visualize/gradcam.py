@@ -70,8 +70,8 @@ def cam_comparison_summary(explanation: Explanation) -> str:
         return f"{explanation.choice.name} already mixes tokens by identity: pick a pooling model to see its maps change."
     lines = [
         (
-            f"{ATTRIBUTION_NAMES[explanation.method]} for **{explanation.target_name}** in every model, each map on its "
-            "own colour scale. "
+            f"{ATTRIBUTION_NAMES[explanation.method]} for **{explanation.target_name}** in every model, each map on "
+            "its own colour scale. "
             f"**P** is the model's probability for **{explanation.target_name}**; each stage column is the cosine "
             "similarity between the model's map and the as-trained model's map (1 = the same places in the same "
             "proportions, 0 = no overlap)."

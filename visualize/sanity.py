@@ -7,8 +7,8 @@ from PIL import Image
 
 from poolformer.explorer import RandomisedMaps, SanityCheck
 from poolformer.gradcam import ATTRIBUTION_NAMES
-from visualize.maps import overlay, titled_column, titled_row
 from visualize.gradcam import CAM_COLORMAP
+from visualize.maps import overlay, titled_column, titled_row
 from visualize.text import percent
 
 SANITY_TILE = 112  # a multiple of 56, so every stage's cells stay whole squares; seven rows of four must fit a page
@@ -16,7 +16,7 @@ FELL_APART = 0.3  # ρ below this: the map no longer orders the cells as the tra
 
 
 def step_title(step: RandomisedMaps) -> str:
-    """"as trained", "head randomised", "randomised down to stage 3", ..., "randomised down to the stem"."""
+    """ "as trained", "head randomised", "randomised down to stage 3", ..., "randomised down to the stem"."""
     if not step.randomised:
         return "as trained"
     if len(step.randomised) == 1:

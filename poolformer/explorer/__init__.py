@@ -34,10 +34,11 @@ from poolformer.explorer.sanity import RandomisedMaps, SanityCheck, sanity_check
 
 __all__ = [
     "ALL_STAGES", "DEVICE", "DOWNLOADS", "MODELS", "PAPER_S12_TOP1", "POOL_SIZES", "TIMED_RUNS", "TOP1",
-    "TRAINED_POOL_SIZE", "Ablation", "Architecture", "Comparison", "Curve", "Explanation", "Faithfulness", "ExplorerError", "LoadReporter",
-    "MeasuredRun", "MixerFilter", "ModelCache", "ModelChoice", "ModelMaps", "Prediction", "RandomisedMaps", "SanityCheck",
-    "StageTrace", "StageView",
-    "Token", "ablate", "bundled_choice", "checkpoint_dir", "choice_label", "compare", "default_choice", "describe",
-    "explain", "faithfulness", "fetch_official_default", "filter_photo", "find_choice", "inspect_token", "load", "loaded_status",
-    "measured_mixer_runs", "model_choices", "pool_size", "predict", "sanity_check", "scratch_twin", "status_line", "trace",
+    "TRAINED_POOL_SIZE", "Ablation", "Architecture", "Comparison", "Curve", "Explanation", "ExplorerError",
+    "Faithfulness", "LoadReporter", "MeasuredRun", "MixerFilter", "ModelCache", "ModelChoice", "ModelMaps",
+    "Prediction", "RandomisedMaps", "SanityCheck", "StageTrace", "StageView", "Token", "ablate", "bundled_choice",
+    "checkpoint_dir", "choice_label", "compare", "default_choice", "describe", "explain", "faithfulness",
+    "fetch_official_default", "filter_photo", "find_choice", "inspect_token", "load", "loaded_status",
+    "measured_mixer_runs", "model_choices", "pool_size", "predict", "sanity_check", "scratch_twin", "status_line",
+    "trace",
 ]

@@ -122,7 +122,11 @@ def explained_photo(
 
 
 def model_maps(
-    model: PoolFormer, pixels: torch.Tensor, target: int, reference: list[np.ndarray] | None, method: str = DEFAULT_ATTRIBUTION
+    model: PoolFormer,
+    pixels: torch.Tensor,
+    target: int,
+    reference: list[np.ndarray] | None,
+    method: str = DEFAULT_ATTRIBUTION,
 ) -> ModelMaps:
     """One model's stage maps for `target`; `reference` (the as-trained maps) gives the similarity."""
     logits, cams = stage_maps_with_logits(model, pixels, target, method)

@@ -13,7 +13,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from poolformer.deletion import FRACTION_STEPS, area_under_curve, cell_counts, cell_masks, curve_pictures, random_order, ranked_cells
+from poolformer.deletion import (
+    FRACTION_STEPS,
+    area_under_curve,
+    cell_counts,
+    cell_masks,
+    curve_pictures,
+    random_order,
+    ranked_cells,
+)
 from poolformer.explorer.catalogue import ModelChoice
 from poolformer.explorer.common import LoadReporter, PhotoSource, in_lanes
 from poolformer.explorer.explanation import attribution_method, explained_photo
@@ -91,7 +99,10 @@ def faithfulness(
     masks = cell_masks(grid, tuple(pixels.shape[-2:]))
     pictures = [pixels, torch.zeros_like(pixels)]
     for _, order in orders:
-        pictures += [curve_pictures(pixels, order, inner, masks, insertion=False), curve_pictures(pixels, order, inner, masks, insertion=True)]
+        pictures += [
+            curve_pictures(pixels, order, inner, masks, insertion=False),
+            curve_pictures(pixels, order, inner, masks, insertion=True),
+        ]
     batch = torch.cat(pictures)
     chunks = in_lanes([partial(target_probabilities, model, chunk, index) for chunk in batch.split(BATCH)])
     probabilities = torch.cat(chunks)

@@ -54,7 +54,9 @@ def sanity_check(
     method = attribution_method(method)
     explained = explained_photo(source, value, target, report)
     steps = [((), explained.model), *cascade(explained.model, RANDOM_SEED)]
-    runs = in_lanes([partial(model_maps, model, explained.pixels, explained.target, None, method) for _, model in steps])
+    runs = in_lanes(
+        [partial(model_maps, model, explained.pixels, explained.target, None, method) for _, model in steps]
+    )
     trained_maps = [torch.from_numpy(cam) for cam in runs[0].maps]
     return SanityCheck(
         choice=explained.choice,
@@ -69,7 +71,9 @@ def sanity_check(
                 randomised=parts,
                 target_probability=run.target_probability,
                 maps=run.maps,
-                rank_correlation=[rank_correlation(torch.from_numpy(cam), trained) for cam, trained in zip(run.maps, trained_maps)],
+                rank_correlation=[
+                    rank_correlation(torch.from_numpy(cam), trained) for cam, trained in zip(run.maps, trained_maps)
+                ],
             )
             for (parts, _), run in zip(steps, runs)
         ],

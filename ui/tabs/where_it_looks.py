@@ -204,7 +204,9 @@ def build(shared: Shared) -> None:
         gr.Markdown(FAITHFULNESS_INTRO)
         faithfulness_button = gr.Button("Draw the deletion and insertion curves", elem_id="faithfulness-button")
         # One above the other: side by side, the legends' order names would be cut short.
-        deletion_plot = curve_plot("Deletion: cells greyed out, most important first", "cells greyed (%)", "deletion-plot")
+        deletion_plot = curve_plot(
+            "Deletion: cells greyed out, most important first", "cells greyed (%)", "deletion-plot"
+        )
         insertion_plot = curve_plot(
             "Insertion: cells revealed on grey, most important first", "cells revealed (%)", "insertion-plot"
         )

@@ -59,21 +59,47 @@ def stage_maps_with_logits(
     model: PoolFormer, pixels: torch.Tensor, target: int | None = None, method: str = DEFAULT_ATTRIBUTION
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The (1, classes) logits and the four stage maps of `method` (a key of ATTRIBUTIONS) from one pass."""
+    check_request(model, pixels, method)
+    # A graph is needed even when the caller runs under inference_mode or no_grad, and even when
+    # the parameters are frozen: the input (a private copy) is what makes the stage outputs require grad.
+    with torch.inference_mode(False), torch.enable_grad():
+        image = pixels.detach().clone().requires_grad_(True)
+        logits, stage_outputs = model.forward_with_stages(image)
+        index = target_of(logits, target)
+        gradients = torch.autograd.grad(logits[0, index], stage_outputs)
+    stage_map = ATTRIBUTIONS[method]
+    maps = [stage_map(features, gradient) for features, gradient in zip(stage_outputs, gradients)]
+    return logits.detach(), maps
+
+
+def last_stage_map_with_logits(
+    model: PoolFormer, pixels: torch.Tensor, target: int | None = None, method: str = DEFAULT_ATTRIBUTION
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits and the last stage's map alone, for about the cost of a forward pass: its gradient comes from
+    the head only, so the stages run without a graph. The same map as stage_maps_with_logits(...)[1][-1]."""
+    check_request(model, pixels, method)
+    with torch.inference_mode(False):
+        with torch.no_grad():
+            features = model.forward_with_stages(pixels.detach().clone())[1][-1]
+        with torch.enable_grad():
+            features.requires_grad_(True)
+            logits = model.head(features)
+            (gradient,) = torch.autograd.grad(logits[0, target_of(logits, target)], features)
+    return logits.detach(), ATTRIBUTIONS[method](features, gradient)
+
+
+def check_request(model: PoolFormer, pixels: torch.Tensor, method: str) -> None:
     if method not in ATTRIBUTIONS:
         raise ValueError(f"unknown attribution method {method!r}; choose from {', '.join(ATTRIBUTIONS)}")
     if pixels.shape[0] != 1:
         raise ValueError(f"class-activation maps explain one image at a time; got a batch of {pixels.shape[0]}")
     if any(parameter.is_inference() for parameter in model.parameters()):
         raise ValueError("the model's weights were made under torch.inference_mode(); load it outside to explain it")
-    # A graph is needed even when the caller runs under inference_mode or no_grad, and even when
-    # the parameters are frozen: the input (a private copy) is what makes the stage outputs require grad.
-    with torch.inference_mode(False), torch.enable_grad():
-        image = pixels.detach().clone().requires_grad_(True)
-        logits, stage_outputs = model.forward_with_stages(image)
-        index = int(logits[0].argmax()) if target is None else int(target)
-        if not 0 <= index < logits.shape[-1]:
-            raise ValueError(f"target class {index} is out of range for {logits.shape[-1]} classes")
-        gradients = torch.autograd.grad(logits[0, index], stage_outputs)
-    stage_map = ATTRIBUTIONS[method]
-    maps = [stage_map(features, gradient) for features, gradient in zip(stage_outputs, gradients)]
-    return logits.detach(), maps
+
+
+def target_of(logits: torch.Tensor, target: int | None) -> int:
+    """The class index to explain: the top-1 when None, else `target`, checked against the class count."""
+    index = int(logits[0].argmax()) if target is None else int(target)
+    if not 0 <= index < logits.shape[-1]:
+        raise ValueError(f"target class {index} is out of range for {logits.shape[-1]} classes")
+    return index

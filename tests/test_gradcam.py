@@ -14,6 +14,7 @@ import torch
 from conftest import BUNDLED_MODEL, REPO
 
 from poolformer import PoolFormer, create_model, explorer, grad_cam, hires_cam
+from poolformer.gradcam import ATTRIBUTIONS, last_stage_map_with_logits, stage_maps_with_logits
 from poolformer.preprocess import load_image, preprocess
 
 EXAMPLES = REPO / "assets" / "examples"
@@ -114,6 +115,19 @@ def test_hires_cam_equals_the_textbook_computation_and_the_hand_worked_gradient(
         by_hand_grad_cam = torch.relu((gradient.mean(dim=(1, 2), keepdim=True) * features).sum(dim=0))
         torch.testing.assert_close(ours[-1].double(), by_hand_hires, rtol=1e-4, atol=1e-7)
         torch.testing.assert_close(grad_cam(model, cat, target)[-1].double(), by_hand_grad_cam, rtol=1e-4, atol=1e-7)
+
+
+def test_the_last_stage_alone_is_the_same_map_for_the_cost_of_a_pass(model: PoolFormer, cat: torch.Tensor) -> None:
+    """The deletion curves only need stage 4's map; its gradient comes from the head alone."""
+    with torch.inference_mode():
+        fourth = int(model(cat)[0].argsort(descending=True)[3])
+        for method in ATTRIBUTIONS:
+            for target in (None, fourth):
+                logits, maps = stage_maps_with_logits(model, cat, target, method)
+                last_logits, last = last_stage_map_with_logits(model, cat, target, method)
+                torch.testing.assert_close(last_logits, logits, rtol=0, atol=0)
+                torch.testing.assert_close(last, maps[-1], rtol=1e-6, atol=1e-7)
+    assert all(parameter.grad is None for parameter in model.parameters())
 
 
 def test_the_two_methods_are_different_maps(model: PoolFormer, cat: torch.Tensor) -> None:

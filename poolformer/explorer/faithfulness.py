@@ -25,7 +25,7 @@ from poolformer.deletion import (
 from poolformer.explorer.catalogue import ModelChoice
 from poolformer.explorer.common import LoadReporter, PhotoSource, in_lanes
 from poolformer.explorer.explanation import attribution_method, explained_photo
-from poolformer.gradcam import ATTRIBUTION_NAMES, DEFAULT_ATTRIBUTION, stage_maps_with_logits
+from poolformer.gradcam import ATTRIBUTION_NAMES, DEFAULT_ATTRIBUTION, last_stage_map_with_logits
 from poolformer.model import PoolFormer
 
 BATCH = 8  # pictures per forward pass: batching helps a GPU; on a CPU it only bounds the activations held at once
@@ -61,7 +61,7 @@ class Faithfulness:
 
 
 def stage4_map(model: PoolFormer, pixels: torch.Tensor, target: int, method: str) -> torch.Tensor:
-    return stage_maps_with_logits(model, pixels, target, method)[1][-1]
+    return last_stage_map_with_logits(model, pixels, target, method)[1]
 
 
 def target_probabilities(model: PoolFormer, pictures: torch.Tensor, target: int) -> torch.Tensor:
@@ -92,12 +92,12 @@ def faithfulness(
     orders = [(mapped[0][0], ranked_cells(cams[0])), (RANDOM_CURVE, random_order(cells))]
     orders += [(title, ranked_cells(cam)) for (title, _), cam in zip(mapped[1:], cams[1:])]
 
-    # One batch of pictures for all curves: the photo and the grey picture (every curve's two ends), then each
-    # order's deletion and insertion pictures in between.
+    # One batch of pictures for all curves: the grey picture (every curve's other end; the photo's own
+    # probability is known already), then each order's deletion and insertion pictures in between.
     counts = cell_counts(cells, steps)
     inner = counts[1:-1]
     masks = cell_masks(grid, tuple(pixels.shape[-2:]))
-    pictures = [pixels, torch.zeros_like(pixels)]
+    pictures = [torch.zeros_like(pixels)]
     for _, order in orders:
         pictures += [
             curve_pictures(pixels, order, inner, masks, insertion=False),
@@ -106,8 +106,8 @@ def faithfulness(
     batch = torch.cat(pictures)
     chunks = in_lanes([partial(target_probabilities, model, chunk, index) for chunk in batch.split(BATCH)])
     probabilities = torch.cat(chunks)
-    full, grey = probabilities[0], probabilities[1]
-    inner_curves = probabilities[2:].view(len(orders), 2, len(inner))
+    full, grey = explained.probabilities[index].cpu(), probabilities[0]
+    inner_curves = probabilities[1:].view(len(orders), 2, len(inner))
 
     fractions = counts.double() / cells
     curves = []

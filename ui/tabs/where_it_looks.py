@@ -28,7 +28,9 @@ here all four stages get a map at their own resolution, and the same maps are dr
 switched off and for the identity-mixer model trained from scratch, so you can see where it looks once tokens
 stop mixing. For contrast, **HiResCAM** (Draelos and Carin, [arXiv 2011.08891](https://arxiv.org/abs/2011.08891))
 skips the averaging: each cell's features are weighed by the gradient at that very cell. Where the two methods
-agree, the evidence does not hang on the averaging; below the maps you can test either one on your photo.
+agree, the evidence does not hang on the averaging. Both are tested on photos the model was not trained on (two
+objects side by side, and the deletion and insertion curves below), and under the maps you can test either one on
+your own photo.
 """
 
 ATTRIBUTION_NOTE = (

@@ -9,14 +9,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import TypeVar
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-NUM_STAGES = 4
+from poolformer.mixers import NUM_STAGES, TOKEN_MIXERS, MixerSite, Pooling, RandomMixing, resolve_token_mixers
+
 M = TypeVar("M", bound=nn.Module)
 
 
@@ -50,47 +50,15 @@ VARIANTS: dict[str, Variant] = {
 }
 
 
-class Pooling(nn.Module):
-    """PoolFormer's token mixer; the block adds its input back, hence the `- x`.
-
-    The pool averages only the positions inside the map (`count_include_pad=False`), so its weights sum to one
-    everywhere, the border included; `FoldedPoolingBlock` relies on that.
-    """
-
-    def __init__(self, pool_size: int = 3) -> None:
-        super().__init__()
-        self.pool = nn.AvgPool2d(pool_size, stride=1, padding=pool_size // 2, count_include_pad=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pool(x) - x
-
-
-class IdentityMixer(nn.Module):
-    """The paper's "identity mapping" ablation: tokens are not mixed at all, mixer(x) = x."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
-# "pooling" is the trained 3x3 mixer; the wider pools are what-if mixers for inference-time ablations
-# (the paper's Table 5 trains with pool sizes 5, 7 and 9 too; our weights all saw size 3).
-TOKEN_MIXERS: dict[str, Callable[[], nn.Module]] = {
-    "pooling": Pooling,
-    "pooling-5": partial(Pooling, 5),
-    "pooling-7": partial(Pooling, 7),
-    "identity": IdentityMixer,
-}
-
-
-def resolve_token_mixers(mixers: str | Sequence[str]) -> tuple[str, ...]:
-    """Accept one mixer name for all stages or one per stage, and validate the names."""
-    names = (mixers,) * NUM_STAGES if isinstance(mixers, str) else tuple(mixers)
-    if len(names) != NUM_STAGES:
-        raise ValueError(f"need one token mixer per stage ({NUM_STAGES}), got {len(names)}")
-    for name in names:
-        if name not in TOKEN_MIXERS:
-            raise ValueError(f"unknown token mixer {name!r}; choose from {', '.join(TOKEN_MIXERS)}")
-    return names
+def token_grids(image_size: int) -> list[tuple[int, int]]:
+    """Each stage's token grid for a square input: the stride-4 stem (7x7, padding 2), then halvings (3x3, padding 1)."""
+    side = (image_size + 2 * 2 - 7) // 4 + 1
+    grids = []
+    for stage in range(NUM_STAGES):
+        if stage:
+            side = (side + 2 - 3) // 2 + 1
+        grids.append((side, side))
+    return grids
 
 
 class PatchEmbed(nn.Module):
@@ -146,10 +114,10 @@ class DropPath(nn.Module):
 class MetaFormerBlock(nn.Module):
     """x + mixer(norm(x)), then x + mlp(norm(x)); GroupNorm(1, C) normalises over C, H and W."""
 
-    def __init__(self, dim: int, token_mixer: str, layer_scale_init: float, drop_path: float = 0.0) -> None:
+    def __init__(self, dim: int, token_mixer: nn.Module, layer_scale_init: float, drop_path: float = 0.0) -> None:
         super().__init__()
         self.norm1 = nn.GroupNorm(1, dim)
-        self.token_mixer = TOKEN_MIXERS[token_mixer]()
+        self.token_mixer = token_mixer
         self.layer_scale1 = LayerScale(dim, layer_scale_init)
         self.norm2 = nn.GroupNorm(1, dim)
         self.mlp = Mlp(dim)
@@ -204,7 +172,11 @@ class Head(nn.Module):
 
 
 class PoolFormer(nn.Module):
-    """A MetaFormer whose per-stage token mixer is named in `token_mixers` ("pooling" by default)."""
+    """A MetaFormer whose per-stage token mixer is named in `token_mixers` ("pooling" by default).
+
+    `image_size` and `mixer_seed` matter only to the random mixer: its frozen matrices are drawn from the seed
+    for the token grids of that input size.
+    """
 
     def __init__(
         self,
@@ -212,11 +184,15 @@ class PoolFormer(nn.Module):
         num_classes: int = 1000,
         token_mixers: str | Sequence[str] = "pooling",
         drop_path_rate: float = 0.0,
+        image_size: int = 224,
+        mixer_seed: int = 0,
     ) -> None:
         super().__init__()
         self.variant = variant
         self.num_classes = num_classes
         self.token_mixers = resolve_token_mixers(token_mixers)
+        self.image_size = image_size
+        self.mixer_seed = mixer_seed
         widths, depths = variant.widths, variant.depths
         # Stochastic depth grows linearly with block index across the whole network.
         # (On the CPU even under `torch.device("meta")`, which builds a shape-only model for the diagram.)
@@ -227,7 +203,12 @@ class PoolFormer(nn.Module):
         for i in range(NUM_STAGES):
             downsample = nn.Identity() if i == 0 else PatchEmbed(widths[i - 1], widths[i], 3, 2, 1)
             blocks = [
-                MetaFormerBlock(widths[i], self.token_mixers[i], variant.layer_scale_init, drop_rates[block_index + j])
+                MetaFormerBlock(
+                    widths[i],
+                    self._make_mixer(self.token_mixers[i], i, block_index + j),
+                    variant.layer_scale_init,
+                    drop_rates[block_index + j],
+                )
                 for j in range(depths[i])
             ]
             block_index += depths[i]
@@ -273,13 +254,46 @@ class PoolFormer(nn.Module):
         """A twin that shares every parameter with this model but mixes tokens differently.
 
         Only the module tree is copied, so this model is never mutated and concurrent callers
-        of it are unaffected; weights are not duplicated in memory. Folded pooling blocks stay
-        folded where the new mixer pools too.
+        of it are unaffected; weights are not duplicated in memory. A stage that keeps its mixer keeps the
+        trained one (folded pooling stays folded); a new mixer must be one without weights to learn, since
+        none were trained (pooling -> depthwise or attention is refused).
         """
         names = resolve_token_mixers(token_mixers)
-        twin = self._with_blocks(lambda stage, block: _with_mixer(block, TOKEN_MIXERS[names[stage]]()))
+        for old, new in zip(self.token_mixers, names):
+            if new != old and _has_parameters(TOKEN_MIXERS[new], self.variant.widths[0]):
+                raise ValueError(f"a {new} token mixer has weights to learn, so {old} can't be swapped for it")
+
+        def swap(stage: int, block: nn.Module, index: int) -> nn.Module:
+            if names[stage] == self.token_mixers[stage]:
+                return block
+            return _with_mixer(block, self._make_mixer(names[stage], stage, index))
+
+        twin = self._with_blocks(swap)
         twin.token_mixers = names
         return twin
+
+    def with_image_size(self, image_size: int) -> PoolFormer:
+        """A twin, sharing every parameter, whose random mixers are drawn again for another input size.
+
+        Training uses it to finish a random-mixer model at the size it will serve; other mixers are unchanged.
+        """
+
+        def redraw(stage: int, block: nn.Module, index: int) -> nn.Module:
+            if not isinstance(block.token_mixer, RandomMixing):
+                return block
+            return _with_mixer(block, RandomMixing(token_grids(image_size)[stage], self._block_seed(index)))
+
+        twin = self._with_blocks(redraw)
+        twin.image_size = image_size
+        return twin
+
+    def _make_mixer(self, name: str, stage: int, block_index: int) -> nn.Module:
+        site = MixerSite(self.variant.widths[stage], token_grids(self.image_size)[stage], self._block_seed(block_index))
+        return TOKEN_MIXERS[name](site)
+
+    def _block_seed(self, block_index: int) -> int:
+        """Each block's random matrix gets its own seed, drawn from the model's `mixer_seed`."""
+        return self.mixer_seed * 1000 + block_index
 
     def for_inference(self) -> PoolFormer:
         """A twin for eval-mode inference: pooling blocks run folded, activations stay channels-last.
@@ -289,22 +303,30 @@ class PoolFormer(nn.Module):
         this model's up to float rounding (tests/test_parity.py holds both to transformers). The app and the
         CLI build one per loaded model (on CUDA they then compile it: poolformer/compiled.py).
         """
-        twin = self._with_blocks(lambda stage, block: _folded(block))
+        twin = self._with_blocks(lambda stage, block, index: _folded(block))
         for stage in twin.stages:  # copies already, so the model's own stages are untouched
             stage._modules["downsample"] = _with_channels_last_weights(stage.downsample)
         return twin
 
-    def _with_blocks(self, make_block: Callable[[int, nn.Module], nn.Module]) -> PoolFormer:
-        """A plain PoolFormer twin sharing all parameters, each block replaced by make_block(stage index, block)."""
+    def _with_blocks(self, make_block: Callable[[int, nn.Module, int], nn.Module]) -> PoolFormer:
+        """A plain PoolFormer twin sharing all parameters, each block replaced by
+        make_block(stage index, block, block index in the whole network)."""
         twin = shallow_copy(self, PoolFormer)  # a plain PoolFormer even from a compiled twin: its graph would not fit
         twin._modules["stages"] = shallow_copy(self.stages)
+        block_index = 0
         for i, stage in enumerate(self.stages):
             stage = shallow_copy(stage)
             stage._modules["blocks"] = shallow_copy(stage.blocks)
             for key, block in stage.blocks._modules.items():
-                stage.blocks._modules[key] = make_block(i, block)
+                stage.blocks._modules[key] = make_block(i, block, block_index)
+                block_index += 1
             twin.stages._modules[str(i)] = stage
         return twin
+
+
+def _has_parameters(make_mixer: Callable[[MixerSite], nn.Module], dim: int) -> bool:
+    with torch.device("meta"):  # shapes only: nothing is allocated or drawn
+        return any(True for _ in make_mixer(MixerSite(dim, (1, 1), 0)).parameters())
 
 
 def _with_mixer(block: MetaFormerBlock, mixer: nn.Module) -> MetaFormerBlock:

@@ -25,6 +25,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 SUMMARY_KEY = "seed_summary"
+PAUSED = 75  # `train fit`'s exit status when --time-limit stopped it with its state saved (EX_TEMPFAIL)
 
 
 def rewrite_metadata(path: Path, updates: dict[str, str], out: Path | None = None) -> None:
@@ -68,40 +69,46 @@ def visible_gpus() -> list[str]:
     return [name.strip() for name in visible.split(",") if name.strip()][:count]
 
 
-def launch(seeds: Sequence[int], mixers: Sequence[str], out_dir: Path, fit_args: Sequence[str]) -> int:
+def launch(
+    seeds: Sequence[int], mixers: Sequence[str], out_dir: Path, fit_args: Sequence[str], per_gpu: int = 1
+) -> int:
     """Train `out_dir/<mixer>-seed<S>.safetensors` for every mixer and seed, keeping every visible GPU busy.
 
-    Each run is an ordinary `train fit` in its own process (pinned to one GPU), so a single-GPU run and
-    a run in a batch of seeds are the same program; the logs go beside the checkpoints.
+    Each run is an ordinary `train fit` in its own process (pinned to one GPU, `per_gpu` of them sharing it), so a
+    single-GPU run and a run in a batch of seeds are the same program; the logs go beside the checkpoints. Runs
+    whose checkpoint exists are skipped, and a run paused by `--time-limit` resumes when launched again.
     """
-    gpus = visible_gpus() or [None]
+    slots = [gpu for gpu in (visible_gpus() or [None]) for _ in range(per_gpu)]
     out_dir.mkdir(parents=True, exist_ok=True)
     pending = [(mixer, seed) for seed in seeds for mixer in mixers]  # a pair of mixers finishes together
-    running: dict[tuple[str, int], tuple[str | None, subprocess.Popen]] = {}
-    failed = []
+    pending = [(m, s) for m, s in pending if not (out_dir / f"{m}-seed{s}.safetensors").is_file()]
+    running: dict[tuple[str, int], tuple[int, subprocess.Popen]] = {}
+    failed = paused = 0
     started = time.perf_counter()
     while pending or running:
-        while pending and len(running) < len(gpus):
+        while pending and len(running) < len(slots):
             mixer, seed = pending.pop(0)
-            gpu = next(g for g in gpus if g not in {busy for busy, _ in running.values()})
+            slot = next(i for i in range(len(slots)) if i not in {busy for busy, _ in running.values()})
+            gpu = slots[slot]
             env = dict(os.environ, **({"CUDA_VISIBLE_DEVICES": gpu} if gpu is not None else {}))
             name = f"{mixer}-seed{seed}"
             command = [
                 sys.executable, "-m", "poolformer", "train", "fit", *fit_args,
                 "--mixer", mixer, "--seed", str(seed), "--out", str(out_dir / f"{name}.safetensors"),
             ]  # fmt: skip
-            with (out_dir / f"{name}.train.log").open("w") as log:
-                running[(mixer, seed)] = (gpu, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env))
+            with (out_dir / f"{name}.train.log").open("a") as log:  # a resumed run goes on in the same log
+                running[(mixer, seed)] = (slot, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env))
             print(f"{name}: started on {'GPU ' + str(gpu) if gpu is not None else 'CPU'}", flush=True)
         time.sleep(0.5)
         for (mixer, seed), (_, process) in list(running.items()):
             if process.poll() is not None:
                 del running[(mixer, seed)]
-                status = "done" if process.returncode == 0 else f"FAILED (exit {process.returncode})"
+                code = process.returncode
+                status = {0: "done", PAUSED: "paused (launch again to resume)"}.get(code, f"FAILED (exit {code})")
                 print(f"{mixer}-seed{seed}: {status} after {time.perf_counter() - started:.0f}s", flush=True)
-                if process.returncode != 0:
-                    failed.append((mixer, seed))
-    return 1 if failed else 0
+                failed += code not in (0, PAUSED)
+                paused += code == PAUSED
+    return 1 if failed else (PAUSED if paused else 0)
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -149,14 +156,25 @@ def gap_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95) ->
 
 
 def summary(top1_by_mixer: dict[str, dict[int, float]]) -> dict:
-    """Per mixer: each seed's top-1, mean and sd; and the pooling - identity gap with its 95 % interval."""
+    """Per mixer: each seed's top-1, mean and sd; each mixer's gap to pooling with its 95 % interval
+    (`vs_pooling`), and the pooling - identity gap on its own (`gap`), the ablation the app quotes."""
     result: dict = {}
     for mixer, by_seed in top1_by_mixer.items():
         mean, sd = mean_sd(list(by_seed.values()))
         result[mixer] = {"top1": {str(seed): value for seed, value in sorted(by_seed.items())}, "mean": mean, "sd": sd}
-    if {"pooling", "identity"} <= top1_by_mixer.keys():
-        gap, low, high = gap_interval(list(top1_by_mixer["pooling"].values()), list(top1_by_mixer["identity"].values()))
-        result["gap"] = {"mean": gap, "ci95": [low, high]}
+    if "pooling" not in top1_by_mixer:
+        return result
+    pooling = list(top1_by_mixer["pooling"].values())
+    versus = {}
+    for mixer, by_seed in top1_by_mixer.items():
+        if mixer != "pooling":
+            gap, low, high = gap_interval(list(by_seed.values()), pooling)
+            versus[mixer] = {"mean": gap, "ci95": [low, high]}
+    if versus:
+        result["vs_pooling"] = versus
+    if "identity" in versus:
+        identity = versus["identity"]
+        result["gap"] = {"mean": -identity["mean"], "ci95": [-identity["ci95"][1], -identity["ci95"][0]]}
     return result
 
 
@@ -173,12 +191,17 @@ def summarize(finalized: Sequence[Path]) -> dict:
 
 
 def summary_table(result: dict) -> str:
-    """The README's table: one row per mixer, every seed, mean ± sd; then the gap."""
-    lines = ["| token mixer | val top-1 per seed | mean ± sd |", "|---|---|---|"]
-    for mixer in ("pooling", "identity"):
-        if mixer in result:
-            seeds = ", ".join(f"{value * 100:.2f}" for value in result[mixer]["top1"].values())
-            lines.append(f"| {mixer} | {seeds} | {result[mixer]['mean'] * 100:.2f} ± {result[mixer]['sd'] * 100:.2f} % |")
+    """The README's table: one row per mixer, every seed, mean ± sd and the gap to pooling; then pooling − identity."""
+    lines = ["| token mixer | val top-1 per seed | mean ± sd | gap to pooling (95 % interval) |", "|---|---|---|---|"]
+    for mixer, row in result.items():
+        if mixer in ("gap", "vs_pooling"):
+            continue
+        seeds = ", ".join(f"{value * 100:.2f}" for value in row["top1"].values())
+        versus = result.get("vs_pooling", {}).get(mixer)
+        gap = "" if versus is None else (
+            f"{versus['mean'] * 100:+.2f} [{versus['ci95'][0] * 100:+.2f}, {versus['ci95'][1] * 100:+.2f}]"
+        )
+        lines.append(f"| {mixer} | {seeds} | {row['mean'] * 100:.2f} ± {row['sd'] * 100:.2f} % | {gap} |")
     if "gap" in result:
         gap = result["gap"]
         low, high = (value * 100 for value in gap["ci95"])

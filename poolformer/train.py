@@ -13,185 +13,31 @@ from __future__ import annotations
 
 import argparse
 import functools
-import io
 import json
 import math
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
-from safetensors import safe_open
 from safetensors.torch import save_file
 
+from poolformer.mixers import MIXER_LAYOUTS
 from poolformer.model import VARIANTS, PoolFormer
-from poolformer.preprocess import IMAGENET_MEAN, IMAGENET_STD
-from poolformer.seeds import launch, read_metadata, rewrite_metadata, seed_of, summarize, summary_table
-
-# ----------------------------------------------------------------------------- packing
-
-
-def _encode_webp(job: tuple[str, int, int]) -> bytes:
-    path, size, quality = job
-    image = Image.open(path).convert("RGB").resize((size, size), Image.BICUBIC)
-    buffer = io.BytesIO()
-    image.save(buffer, "WEBP", quality=quality, method=4)
-    return buffer.getvalue()
-
-
-def pack(src: Path, out: Path, size: int, quality: int) -> None:
-    """Store every image of `src/<wnid>/*` as a square WebP inside one safetensors file."""
-    wnids = sorted(p.name for p in src.iterdir() if p.is_dir())
-    files = [(f, label) for label, wnid in enumerate(wnids) for f in sorted((src / wnid).iterdir())]
-    with ProcessPoolExecutor() as pool:
-        blobs = list(pool.map(_encode_webp, [(str(f), size, quality) for f, _ in files], chunksize=64))
-    offsets = np.cumsum([0] + [len(b) for b in blobs])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(
-        {
-            "webp": torch.frombuffer(bytearray(b"".join(blobs)), dtype=torch.uint8),
-            "offsets": torch.from_numpy(offsets.astype(np.int64)),
-            "labels": torch.tensor([label for _, label in files]),
-        },
-        str(out),
-        metadata={"wnids": json.dumps(wnids), "size": str(size), "source": str(src)},
-    )
-    print(f"packed {len(files)} images of {len(wnids)} classes at {size}px into {out} ({offsets[-1] / 2**20:.1f} MiB)")
-
-
-def _decode_webp(blob: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(blob)).convert("RGB"))
-
-
-def load_packed(path: Path, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Decode a packed file into uint8 images (N, 3, S, S) and labels, both on `device`."""
-    with safe_open(str(path), framework="pt") as packed:
-        webp = packed.get_tensor("webp").numpy().tobytes()
-        offsets = packed.get_tensor("offsets").tolist()
-        labels = packed.get_tensor("labels")
-        wnids = json.loads(packed.metadata()["wnids"])
-    blobs = [webp[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
-    with ProcessPoolExecutor(min(16, os.cpu_count() or 1)) as pool:
-        arrays = list(pool.map(_decode_webp, blobs, chunksize=128))
-    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
-    return images.to(device), labels.to(device), wnids
-
-
-def holdout_split(labels: torch.Tensor, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices (train, held out): the same stratified `fraction` of every class, whatever the seed.
-
-    Recipe choices are judged on this slice of *train*, so the val split stays untouched until the end.
-    """
-    generator = torch.Generator().manual_seed(12345)  # fixed: every seed and mixer holds out the same images
-    keep, held = [], []
-    for label in labels.cpu().unique().tolist():
-        members = (labels.cpu() == label).nonzero().flatten()
-        members = members[torch.randperm(len(members), generator=generator)]
-        count = round(len(members) * fraction)
-        held.append(members[:count])
-        keep.append(members[count:])
-    return torch.cat(keep).sort().values, torch.cat(held).sort().values
-
-
-# ----------------------------------------------------------------------------- augmentation
-
-
-class GpuAugment:
-    """Batched random-resized-crop, flip, small rotation/shear and colour jitter in one pass.
-
-    All geometry is folded into one affine grid per image, so the whole batch is resampled by a
-    single `grid_sample`; this is what lets augmentation keep pace with a compiled model.
-    """
-
-    def __init__(self, out_size: int, scale: tuple[float, float], magnitude: float) -> None:
-        self.out_size = out_size
-        self.scale = scale
-        self.magnitude = magnitude
-
-    def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        n, device = images.shape[0], images.device
-
-        def uniform(low: float, high: float) -> torch.Tensor:
-            return torch.rand(n, device=device, generator=generator) * (high - low) + low
-
-        # Random resized crop: area fraction and log-uniform aspect ratio, as fractions of the image.
-        area = uniform(*self.scale)
-        log_ratio = uniform(math.log(3 / 4), math.log(4 / 3))
-        width = torch.sqrt(area * log_ratio.exp()).clamp(max=1.0)
-        height = torch.sqrt(area / log_ratio.exp()).clamp(max=1.0)
-        centre_x = uniform(-1, 1) * (1 - width)
-        centre_y = uniform(-1, 1) * (1 - height)
-        flip = torch.where(torch.rand(n, device=device, generator=generator) < 0.5, -1.0, 1.0)
-        angle = uniform(-1, 1) * math.radians(30) * self.magnitude
-        shear = uniform(-1, 1) * 0.3 * self.magnitude
-        cos, sin = angle.cos(), angle.sin()
-        theta = torch.stack(
-            [
-                torch.stack([width * flip * cos, -height * (sin + shear * cos), centre_x], dim=1),
-                torch.stack([width * flip * sin, height * (cos - shear * sin), centre_y], dim=1),
-            ],
-            dim=1,
-        )
-        grid = F.affine_grid(theta, [n, 3, self.out_size, self.out_size], align_corners=False)
-        x = F.grid_sample(images.float() / 255, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-
-        # Colour jitter, each factor drawn per image within +-magnitude*0.4.
-        spread = 0.4 * self.magnitude
-        brightness = uniform(1 - spread, 1 + spread).view(n, 1, 1, 1)
-        contrast = uniform(1 - spread, 1 + spread).view(n, 1, 1, 1)
-        saturation = uniform(1 - spread, 1 + spread).view(n, 1, 1, 1)
-        x = x * brightness
-        grey = (0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3])
-        x = (x - grey.mean(dim=(2, 3), keepdim=True)) * contrast + grey.mean(dim=(2, 3), keepdim=True)
-        grey = 0.299 * x[:, 0:1] + 0.587 * x[:, 1:2] + 0.114 * x[:, 2:3]
-        x = ((x - grey) * saturation + grey).clamp(0, 1)
-        return normalise(x)
-
-
-def normalise(x: torch.Tensor) -> torch.Tensor:
-    """ImageNet mean/std, as at inference; channels-last is the fast layout for the convs on GPU."""
-    mean, std = IMAGENET_MEAN.to(x.device), IMAGENET_STD.to(x.device)
-    return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
-
-
-def mix_batch(
-    x: torch.Tensor, targets: torch.Tensor, prob: float, rng: np.random.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """With probability `prob`, blend the batch with its reverse by mixup (alpha 0.8) or cutmix (alpha 1.0)."""
-    if rng.random() >= prob:
-        return x, targets
-    flipped_x, flipped_t = x.flip(0), targets.flip(0)
-    if rng.random() < 0.5:
-        lam = rng.beta(0.8, 0.8)
-        return x * lam + flipped_x * (1 - lam), targets * lam + flipped_t * (1 - lam)
-    size = x.shape[-1]
-    cut = int(size * math.sqrt(1 - rng.beta(1.0, 1.0)))
-    top, left = rng.integers(0, size - cut + 1, size=2)
-    x = x.clone()
-    x[..., top : top + cut, left : left + cut] = flipped_x[..., top : top + cut, left : left + cut]
-    lam = 1 - cut * cut / (size * size)  # the pasted area decides the label weight
-    return x, targets * lam + flipped_t * (1 - lam)
-
-
-def eval_transform(images: torch.Tensor, size: int) -> torch.Tensor:
-    """Whole image resized to the training resolution: a cheap per-epoch proxy of the real eval."""
-    x = F.interpolate(images.float() / 255, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return normalise(x)
-
-
-def protocol_transform(images: torch.Tensor, crop_pct: float, crop: int = 224) -> torch.Tensor:
-    """The real eval's geometry on packed images (resize to crop / crop_pct, centre crop), so recipes
-    trained at different resolutions are judged at the resolution the app and `eval` use."""
-    resize = int(crop / crop_pct)
-    x = F.interpolate(images.float() / 255, size=(resize, resize), mode="bicubic", antialias=True, align_corners=False)
-    top = (resize - crop) // 2
-    return normalise(x[..., top : top + crop, top : top + crop].clamp(0, 1))
-
+from poolformer.run_state import load_state, resume_path, save_state
+from poolformer.seeds import PAUSED, launch, read_metadata, rewrite_metadata, seed_of, summarize, summary_table
+from poolformer.training_data import (
+    GpuAugment,
+    eval_transform,
+    holdout_split,
+    load_packed,
+    mix_batch,
+    pack,
+    protocol_transform,
+)
 
 # ----------------------------------------------------------------------------- training
 
@@ -259,19 +105,29 @@ def fit(args: argparse.Namespace) -> None:
         f"loaded in {time.perf_counter() - started:.1f}s on {device}")
 
     variant = VARIANTS[args.variant]
-    model = PoolFormer(variant, num_classes, token_mixers=args.mixer, drop_path_rate=args.drop_path)
+    # A random mixer is bound to its token grid, so the model is drawn for the first phase's size and redrawn
+    # (same seed) when a --final-size phase starts; other mixers ignore image_size.
+    mixer_settings = dict(token_mixers=args.mixer, image_size=args.size, mixer_seed=args.seed)
+    model = PoolFormer(variant, num_classes, drop_path_rate=args.drop_path, **mixer_settings)
     model = model.to(device, memory_format=torch.channels_last)
-    ema = PoolFormer(variant, num_classes, token_mixers=args.mixer).to(device, memory_format=torch.channels_last)
+    ema = PoolFormer(variant, num_classes, **mixer_settings).to(device, memory_format=torch.channels_last)
     ema.load_state_dict(model.state_dict())
     ema.eval().requires_grad_(False)
 
-    step_model: torch.nn.Module = model
-    if distributed:
-        step_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if args.compile:
         # A --final-size phase recompiles for its resolution; keep that graph static (and fast) too.
         torch._dynamo.config.automatic_dynamic_shapes = False
-        step_model = torch.compile(step_model)
+
+    def stepping(model: PoolFormer) -> torch.nn.Module:
+        """What the optimisation step calls: the model, wrapped for several processes and compiled as asked."""
+        step_model: torch.nn.Module = model
+        if distributed:
+            step_model = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        return torch.compile(step_model) if args.compile else step_model
+
+    step_model = stepping(model)
     optimizer = torch.optim.AdamW(
         parameter_groups(model, args.weight_decay), lr=args.lr, betas=(0.9, 0.999), fused=device.type == "cuda"
     )
@@ -285,11 +141,20 @@ def fit(args: argparse.Namespace) -> None:
     log(f"model: {args.variant} mixer={args.mixer} params={sum(p.numel() for p in model_params) / 1e6:.2f}M; "
         f"{args.epochs} epochs x {steps_per_epoch} steps, batch {args.batch_size} on {world} process(es)")
 
-    step = 0
-    for epoch in range(args.epochs):
+    state_path = resume_path(args.out)
+    step, first_epoch, earlier_seconds = 0, 0, 0.0
+    if state_path.is_file():
+        first_epoch, earlier_seconds = load_state(state_path, model, ema, optimizer, generator, mix_rng)
+        step = first_epoch * steps_per_epoch
+        log(f"resumed from {state_path} at epoch {first_epoch}", flush=True)
+    for epoch in range(first_epoch, args.epochs):
         epoch_start = time.perf_counter()
         # The last --final-epochs run at the evaluation resolution (train/test resolution discrepancy).
         size = final_size if epoch >= args.epochs - args.final_epochs else args.size
+        if size != model.image_size and "random" in model.token_mixers:
+            model, ema = model.with_image_size(size), ema.with_image_size(size)
+            step_model = stepping(model)
+            log(f"random mixers redrawn for {size}px from seed {model.mixer_seed}")
         augment = GpuAugment(size, (args.min_scale, 1.0), args.magnitude)
         # Same permutation on every rank (seeded by epoch); each rank takes its own slice.
         order = torch.randperm(len(train_images), generator=torch.Generator().manual_seed(args.seed + epoch))
@@ -320,10 +185,20 @@ def fit(args: argparse.Namespace) -> None:
             line += f" val {accuracy(model, val_images, val_labels, proxy):.4f}"
             if (epoch + 1) % 10 == 0 or epoch + 1 == args.epochs:
                 line += f" val_ema {accuracy(ema, val_images, val_labels, proxy):.4f}"
-        log(f"{line} ({time.perf_counter() - epoch_start:.2f}s, total {time.perf_counter() - started:.0f}s)", flush=True)
+        epoch_seconds = time.perf_counter() - epoch_start
+        log(f"{line} ({epoch_seconds:.2f}s, total {time.perf_counter() - started:.0f}s)", flush=True)
+        out_of_time = args.time_limit and time.perf_counter() - started + 2 * epoch_seconds > args.time_limit
+        if rank == 0 and epoch + 1 < args.epochs and (out_of_time or (epoch + 1) % args.save_every == 0):
+            seconds = earlier_seconds + time.perf_counter() - started
+            save_state(state_path, epoch + 1, seconds, model, ema, optimizer, generator, mix_rng)
+        if out_of_time and epoch + 1 < args.epochs:
+            log(f"paused after epoch {epoch + 1} (--time-limit {args.time_limit:.0f}s); run again to resume")
+            if distributed:
+                torch.distributed.destroy_process_group()
+            raise SystemExit(PAUSED)
 
     if rank == 0:
-        train_seconds = time.perf_counter() - started
+        train_seconds = earlier_seconds + time.perf_counter() - started  # this process and the ones it resumed
         if args.holdout > 0:  # the figure recipes are compared by
             protocol = functools.partial(protocol_transform, crop_pct=variant.crop_pct)
             log(f"holdout EMA top-1 at the eval protocol (resize {int(224 / variant.crop_pct)}, crop 224): "
@@ -338,6 +213,7 @@ def fit(args: argparse.Namespace) -> None:
             + (f", trained without a held-out {args.holdout:.0%} of train" if args.holdout else "")
         )
         save_checkpoint(ema, args, wnids, recipe, train_seconds)
+        state_path.unlink(missing_ok=True)
         log(f"saved EMA weights to {args.out} after {train_seconds:.0f}s")
     if distributed:
         torch.distributed.destroy_process_group()
@@ -348,6 +224,8 @@ def save_checkpoint(model: PoolFormer, args: argparse.Namespace, wnids: list[str
     metadata = {
         "variant": args.variant,
         "token_mixer": args.mixer,
+        "image_size": str(model.image_size),
+        "mixer_seed": str(model.mixer_seed),
         "wnids": json.dumps(wnids),
         "recipe": recipe,
         "train_seconds": f"{seconds:.0f}",
@@ -372,9 +250,8 @@ def finalize(checkpoint: Path, val_dir: Path, out: Path) -> None:
     top1, top5 = evaluate(model, samples, class_indices(model, samples, val_dir), batch_size=64)
     metadata = dict(model.checkpoint_metadata)
     names, index = imagenet_class_names(), wnid_to_imagenet_index()
-    pretty = "PoolFormer" if metadata["token_mixer"] == "pooling" else "IdentityFormer"
     metadata.update(
-        name=f"{pretty}-{metadata['variant'].upper()} · Imagenette (bundled)",
+        name=f"{ZOO_NAMES.get(metadata['token_mixer'], 'MetaFormer')}-{metadata['variant'].upper()} · Imagenette (bundled)",
         class_names=json.dumps([names[index[wnid]] for wnid in json.loads(metadata["wnids"])]),
         val_top1=f"{top1 / len(samples):.4f}",
         val_top5=f"{top5 / len(samples):.4f}",
@@ -385,6 +262,16 @@ def finalize(checkpoint: Path, val_dir: Path, out: Path) -> None:
     print(f"{metadata['name']}: val top-1 {metadata['val_top1']}, top-5 {metadata['val_top5']} "
           f"on {len(samples)} images -> {out}")
 
+
+# What each zoo model is called in the app and its checkpoints (MetaFormer-style names, after the papers').
+ZOO_NAMES = {
+    "pooling": "PoolFormer",
+    "identity": "IdentityFormer",
+    "depthwise": "DepthwiseFormer",
+    "random": "RandomFormer",
+    "pool-attention": "PoolAttentionFormer",
+    "attention": "AttentionFormer",
+}
 
 # ----------------------------------------------------------------------------- command line
 
@@ -403,7 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit_cmd.add_argument("--val", type=Path, help="packed val split, for the per-epoch log")
     fit_cmd.add_argument("--out", type=Path, required=True, help="where to write the fp16 safetensors")
     fit_cmd.add_argument("--variant", default="s12", choices=sorted(VARIANTS))
-    fit_cmd.add_argument("--mixer", default="pooling", choices=["pooling", "identity"])
+    fit_cmd.add_argument("--mixer", default="pooling", choices=sorted(MIXER_LAYOUTS),
+                         help="the zoo layout: one mixer in every stage, or pool-attention = [P, P, A, A]")
     fit_cmd.add_argument("--epochs", type=int, default=300)
     fit_cmd.add_argument("--warmup-epochs", type=int, default=5)
     fit_cmd.add_argument("--size", type=int, default=160, help="training resolution")
@@ -423,10 +311,15 @@ def build_parser() -> argparse.ArgumentParser:
     fit_cmd.add_argument("--final-size", type=int, help="resolution of the last --final-epochs (e.g. 224)")
     fit_cmd.add_argument("--final-epochs", type=int, default=0)
     fit_cmd.add_argument("--no-compile", dest="compile", action="store_false")
+    fit_cmd.add_argument("--save-every", type=int, default=10, metavar="E",
+                         help="keep a resumable state (<out>.state.pt) every E epochs; a rerun resumes from it")
+    fit_cmd.add_argument("--time-limit", type=float, default=0.0, metavar="S",
+                         help=f"stop with the state saved (exit {PAUSED}) before S seconds have passed; rerun to resume")
 
     seeds_cmd = commands.add_parser("seeds", help="run fit once per mixer and seed, one process per GPU")
     seeds_cmd.add_argument("--seeds", type=int, nargs="+", required=True)
-    seeds_cmd.add_argument("--mixers", nargs="+", default=["pooling", "identity"], choices=["pooling", "identity"])
+    seeds_cmd.add_argument("--mixers", nargs="+", default=["pooling", "identity"], choices=sorted(MIXER_LAYOUTS))
+    seeds_cmd.add_argument("--per-gpu", type=int, default=1, help="runs sharing each GPU at once (small models)")
     seeds_cmd.add_argument("--out-dir", type=Path, required=True, help="gets <mixer>-seed<S>.safetensors and logs")
     seeds_cmd.add_argument("fit_args", nargs=argparse.REMAINDER, help="-- then the fit options (no --mixer/--seed/--out)")
 
@@ -452,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         finalize(args.checkpoint, args.val, args.out)
     elif args.command == "seeds":
         fit_args = args.fit_args[1:] if args.fit_args[:1] == ["--"] else args.fit_args
-        return launch(args.seeds, args.mixers, args.out_dir, fit_args)
+        return launch(args.seeds, args.mixers, args.out_dir, fit_args, args.per_gpu)
     elif args.command == "summarize":
         finalized = []
         for checkpoint in args.checkpoints:

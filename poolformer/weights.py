@@ -310,7 +310,7 @@ def _model_from_checkpoint(checkpoint: Checkpoint, variant: str | None, num_clas
         # Built on the meta device and then handed the checkpoint's own tensors (assign=True): no random init
         # for the checkpoint to overwrite (seconds for the M variants) and no second copy of the weights in memory.
         with torch.device("meta"):
-            model = PoolFormer(chosen, classes, token_mixers=checkpoint.metadata.get("token_mixer", "pooling"))
+            model = PoolFormer(chosen, classes, **mixer_settings(checkpoint.metadata))
     except ValueError as error:
         raise WeightsError(f"{checkpoint.origin}: {error}") from None
     _check_fits(model, checkpoint)  # every tensor is in the checkpoint, so none stays on the meta device
@@ -322,6 +322,15 @@ def _model_from_checkpoint(checkpoint: Checkpoint, variant: str | None, num_clas
     model.weights_source = checkpoint.source
     model.checkpoint_metadata = checkpoint.metadata
     return model
+
+
+def mixer_settings(metadata: dict[str, str]) -> dict[str, object]:
+    """The PoolFormer arguments a checkpoint's metadata records about its token mixers (pooling if none)."""
+    settings: dict[str, object] = {"token_mixers": metadata.get("token_mixer", "pooling")}
+    for key in ("image_size", "mixer_seed"):  # what a random mixer's frozen matrices are drawn for
+        if key in metadata:
+            settings[key] = int(metadata[key])
+    return settings
 
 
 def _choose_variant(checkpoint: Checkpoint, requested: str | None) -> Variant:

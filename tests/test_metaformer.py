@@ -19,7 +19,7 @@ from torch import nn
 from poolformer import VARIANTS, PoolFormer, create_model
 from poolformer.explorer import ExplorerError, MeasuredRun, ablate, measured_mixer_runs, trace
 from poolformer.explorer.ablation import ablation_mixers
-from poolformer.model import TOKEN_MIXERS
+from poolformer.mixers import TOKEN_MIXERS, MixerSite
 from poolformer.preprocess import load_image, preprocess
 from visualize.ablation import ablation_summary
 from visualize.architecture import architecture_svg
@@ -88,7 +88,7 @@ class ReferencePool(nn.Module):
 @pytest.mark.parametrize("size", [5, 7])
 def test_what_if_pooling_mixers_are_avgpool_minus_x(size: int) -> None:
     x = torch.randn(2, 16, 11, 9, generator=torch.Generator().manual_seed(size))
-    torch.testing.assert_close(TOKEN_MIXERS[f"pooling-{size}"]()(x), ReferencePool(size)(x), rtol=0, atol=0)
+    torch.testing.assert_close(TOKEN_MIXERS[f"pooling-{size}"](MixerSite(x.shape[1], tuple(x.shape[2:]), 0))(x), ReferencePool(size)(x), rtol=0, atol=0)
 
 
 def test_ablation_with_wider_pools_equals_a_model_built_with_reference_mixers() -> None:

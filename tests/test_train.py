@@ -22,9 +22,11 @@ from reference import IMAGENETTE
 from safetensors import safe_open
 
 from poolformer.explorer import bundled_choice
-from poolformer.seeds import SUMMARY_KEY, gap_interval, read_metadata, t_quantile
-from poolformer.train import holdout_split
+from poolformer.mixers import resolve_token_mixers
+from poolformer.run_state import resume_path
+from poolformer.seeds import PAUSED, SUMMARY_KEY, gap_interval, read_metadata, summary, summary_table, t_quantile
 from poolformer.train import main as train_main
+from poolformer.training_data import holdout_split
 from poolformer.weights import create_model
 from visualize.ablation import scratch_comparison
 
@@ -156,3 +158,53 @@ def test_seeds_then_summarize_record_every_seed_and_the_app_text_shows_them(
     pooling = summary["pooling"]
     assert f"{pooling['mean'] * 100:.2f} ± {pooling['sd'] * 100:.2f} % (mean ± sd over 2 seeds)" in text
     assert "95 % interval" in text
+
+
+def test_zoo_summary_gives_every_mixer_its_gap_to_pooling() -> None:
+    top1 = {
+        "pooling": {0: 0.91, 1: 0.90, 2: 0.92},
+        "identity": {0: 0.89, 1: 0.90, 2: 0.88},
+        "depthwise": {0: 0.92, 1: 0.93, 2: 0.91},
+    }
+    result = summary(top1)
+    gap, low, high = gap_interval(list(top1["depthwise"].values()), list(top1["pooling"].values()))
+    assert result["vs_pooling"]["depthwise"] == {"mean": pytest.approx(gap), "ci95": pytest.approx([low, high])}
+    gap, low, high = gap_interval(list(top1["pooling"].values()), list(top1["identity"].values()))
+    assert result["gap"] == {"mean": pytest.approx(gap), "ci95": pytest.approx([low, high])}
+    table = summary_table(result)
+    assert "| depthwise | 92.00, 93.00, 91.00 | 92.00 ± 1.00 % | +1.00 [" in table
+
+
+@pytest.mark.parametrize("mixer", ["depthwise", "pool-attention"])
+def test_fit_trains_each_zoo_mixer_into_a_checkpoint_the_app_loads(colour_dataset: Path, tmp_path: Path, mixer: str) -> None:
+    packed, raw = tmp_path / "train.safetensors", tmp_path / f"{mixer}.safetensors"
+    assert train_main(["pack", str(colour_dataset), str(packed), "--size", "40"]) == 0
+    assert train_main([
+        "fit", "--data", str(packed), "--out", str(raw), "--mixer", mixer, "--epochs", "1", "--warmup-epochs", "1",
+        "--batch-size", "8", "--size", "32", "--no-compile",
+    ]) == 0  # fmt: skip
+    model = create_model(weights=raw)
+    assert model.token_mixers == resolve_token_mixers(mixer) and read_metadata(raw)["token_mixer"] == mixer
+
+
+def test_a_paused_random_mixer_run_resumes_to_the_uninterrupted_weights(colour_dataset: Path, tmp_path: Path) -> None:
+    """Paused after epoch 1 by --time-limit and run again, the run ends where one uninterrupted run does,
+    across the redraw of its random matrices for the final phase's size."""
+    packed = tmp_path / "train.safetensors"
+    assert train_main(["pack", str(colour_dataset), str(packed), "--size", "40"]) == 0
+    fit_args = ["fit", "--data", str(packed), "--mixer", "random", "--epochs", "2", "--warmup-epochs", "1",
+                "--batch-size", "8", "--size", "32", "--final-size", "48", "--final-epochs", "1", "--no-compile"]
+    straight, resumed = tmp_path / "straight.safetensors", tmp_path / "resumed.safetensors"
+    assert train_main([*fit_args, "--out", str(straight)]) == 0
+    with pytest.raises(SystemExit) as paused:
+        train_main([*fit_args, "--out", str(resumed), "--time-limit", "0.001"])
+    assert paused.value.code == PAUSED and resume_path(resumed).is_file() and not resumed.exists()
+    assert train_main([*fit_args, "--out", str(resumed)]) == 0
+    assert not resume_path(resumed).exists()
+    with safe_open(str(straight), framework="pt") as a, safe_open(str(resumed), framework="pt") as b:
+        assert a.keys() == b.keys()
+        for key in a.keys():
+            assert torch.equal(a.get_tensor(key), b.get_tensor(key)), key
+    metadata = read_metadata(resumed)
+    assert (metadata["image_size"], metadata["mixer_seed"]) == ("48", "0")
+    assert create_model(weights=resumed).stages[0].blocks[0].token_mixer.matrix.shape == (144, 144)  # 12 x 12 tokens

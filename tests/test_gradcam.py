@@ -151,20 +151,30 @@ def test_no_gradient_left_behind_and_flags_unchanged(model: PoolFormer, cat: tor
     torch.testing.assert_close(pixels, cat, rtol=0, atol=0)
 
 
-def test_concurrent_explanations_and_predictions_match_sequential_ones() -> None:
-    """/explain and /predict requests on threads share one cached model; each gets its sequential answer."""
+def test_concurrent_explanations_evidence_and_predictions_match_sequential_ones() -> None:
+    """/explain, /sanity, /faithfulness and /predict requests on threads share one cached model; each gets its
+    sequential answer, and the model's weights (bit for bit, in the same tensors), flags and mixers are as before."""
     cat, cathedral = EXAMPLES / "cat.jpg", EXAMPLES / "reims_cathedral.jpg"
     jobs = [  # "golf ball" is in the cat photo's top-5 for the bundled model
         ("explain", cat, None), ("explain", cat, "golf ball"), ("explain", cathedral, None),
+        ("sanity", cat, None), ("sanity", cathedral, "hirescam"), ("faithfulness", cat, None),
         ("predict", cat, None), ("predict", cathedral, None),
     ]  # fmt: skip
+    shared = explorer.MODELS.get(explorer.find_choice(BUNDLED_MODEL))
+    before = {name: (parameter.data_ptr(), parameter.detach().clone()) for name, parameter in shared.named_parameters()}
 
     def run(job: tuple[str, Path, str | None]) -> list[np.ndarray]:
-        kind, photo, target = job
+        kind, photo, option = job
         if kind == "explain":
-            explanation = explorer.explain(photo, BUNDLED_MODEL, target)
+            explanation = explorer.explain(photo, BUNDLED_MODEL, option)
             return [*explanation.trained.maps, *explanation.ablated.maps, *explanation.scratch.maps,
                     np.array(list(explanation.top5.values()))]  # fmt: skip
+        if kind == "sanity":
+            steps = explorer.sanity_check(photo, BUNDLED_MODEL, method=option).steps
+            return [cam for step in steps for cam in step.maps]
+        if kind == "faithfulness":
+            curves = explorer.faithfulness(photo, BUNDLED_MODEL, method=option).curves
+            return [values for curve in curves for values in (curve.deletion, curve.insertion)]
         prediction = explorer.predict(photo, BUNDLED_MODEL)
         return [stage.energy for stage in prediction.stages] + [np.array(list(prediction.top5.values()))]
 
@@ -174,6 +184,10 @@ def test_concurrent_explanations_and_predictions_match_sequential_ones() -> None
     for expected, got in zip(sequential, concurrent, strict=True):
         for a, b in zip(expected, got, strict=True):
             np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
-    shared = explorer.MODELS.get(explorer.find_choice(BUNDLED_MODEL))
-    assert all(parameter.grad is None and parameter.requires_grad for parameter in shared.parameters())
+    assert explorer.MODELS.get(explorer.find_choice(BUNDLED_MODEL)) is shared
+    for name, parameter in shared.named_parameters():
+        pointer, values = before[name]
+        assert parameter.data_ptr() == pointer, name
+        torch.testing.assert_close(parameter, values, rtol=0, atol=0)
+        assert parameter.grad is None and parameter.requires_grad, name
     assert shared.token_mixers == ("pooling",) * 4

@@ -139,6 +139,11 @@ def cam_columns() -> list[gr.components.Component]:
     return components
 
 
+def figure(label: str, elem_id: str) -> gr.Image:
+    """A picture of several maps drawn as one (a JPEG: a PNG of that size takes long to encode)."""
+    return gr.Image(label=label, show_label=False, buttons=[], format="jpeg", elem_id=elem_id)
+
+
 def curve_plot(label: str, x_title: str, elem_id: str) -> gr.LinePlot:
     """An empty native line plot for one kind of curve; hovering a point shows its values."""
     return gr.LinePlot(
@@ -183,24 +188,12 @@ def build(shared: Shared) -> None:
         explain_top5 = gr.Label(num_top_classes=5, label="Top-5 classes", elem_id="explain-top5")
         cam_outputs = cam_columns()
         gr.Markdown("**When tokens stop mixing**: the same maps, stage 1 to 4, for each model.")
-        cam_comparison = gr.Image(
-            label="Class-activation maps per stage and model",
-            show_label=False,
-            buttons=[],
-            format="jpeg",
-            elem_id="cam-comparison",
-        )
+        cam_comparison = figure("Class-activation maps per stage and model", "cam-comparison")
         cam_summary = gr.Markdown(elem_id="cam-summary")
 
         gr.Markdown(SANITY_INTRO)
         sanity_button = gr.Button("Randomise the weights, head first", elem_id="sanity-button")
-        sanity_maps = gr.Image(
-            label="Stage maps as the weights are randomised, from the head down",
-            show_label=False,
-            buttons=[],
-            format="jpeg",
-            elem_id="sanity-maps",
-        )
+        sanity_maps = figure("Stage maps as the weights are randomised, from the head down", "sanity-maps")
         sanity_table = gr.Markdown(elem_id="sanity-summary")
 
         gr.Markdown(FAITHFULNESS_INTRO)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,7 +41,9 @@ class ModelMaps:
 
 
 @dataclass(frozen=True)
-class Explanation:
+class ExplainedClass:
+    """What every view of the Where-it-looks tab reports besides its own figures: which model, method and class."""
+
     choice: ModelChoice
     method: str  # a key of poolformer.gradcam.ATTRIBUTIONS
     status: str
@@ -48,6 +51,10 @@ class Explanation:
     top5: dict[str, float]
     target: int  # class index explained
     target_name: str
+
+
+@dataclass(frozen=True)
+class Explanation(ExplainedClass):
     trained: ModelMaps
     swapped_stages: tuple[int, ...]  # stages whose pooling became identity in `ablated`
     ablated: ModelMaps | None  # None when the model already mixes by identity, or no stage was ticked
@@ -93,21 +100,17 @@ class ExplainedPhoto:
     probabilities: torch.Tensor  # (classes,)
     target: int
 
-    @property
-    def target_name(self) -> str:
-        return self.model.class_names[self.target]
-
-    @property
-    def top5(self) -> dict[str, float]:
-        return top_k(self.probabilities, self.model.class_names)
-
-    @property
-    def photo(self) -> Image.Image:
-        return input_photo(self.pixels)
-
-    @property
-    def status(self) -> str:
-        return status_line(self.model)
+    def described(self, method: str) -> dict[str, Any]:
+        """The ExplainedClass fields, for the views' results: `Result(**explained.described(method), ...)`."""
+        return {
+            "choice": self.choice,
+            "method": method,
+            "status": status_line(self.model),
+            "photo": input_photo(self.pixels),
+            "top5": top_k(self.probabilities, self.model.class_names),
+            "target": self.target,
+            "target_name": self.model.class_names[self.target],
+        }
 
 
 def explained_photo(
@@ -164,13 +167,7 @@ def explain(
         if twin_model.class_names == model.class_names:  # same dataset, so the same classes in the same order
             scratch = model_maps(twin_model, pixels, index, trained.maps, method)
     return Explanation(
-        choice=choice,
-        method=method,
-        status=explained.status,
-        photo=explained.photo,
-        top5=explained.top5,
-        target=index,
-        target_name=explained.target_name,
+        **explained.described(method),
         trained=trained,
         swapped_stages=swapped,
         ablated=ablated,

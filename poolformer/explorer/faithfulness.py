@@ -11,7 +11,6 @@ from functools import partial
 
 import numpy as np
 import torch
-from PIL import Image
 
 from poolformer.deletion import (
     FRACTION_STEPS,
@@ -22,9 +21,8 @@ from poolformer.deletion import (
     random_order,
     ranked_cells,
 )
-from poolformer.explorer.catalogue import ModelChoice
 from poolformer.explorer.common import LoadReporter, PhotoSource, in_lanes
-from poolformer.explorer.explanation import attribution_method, explained_photo
+from poolformer.explorer.explanation import ExplainedClass, attribution_method, explained_photo
 from poolformer.gradcam import ATTRIBUTION_NAMES, DEFAULT_ATTRIBUTION, last_stage_map_with_logits
 from poolformer.model import PoolFormer
 
@@ -45,14 +43,7 @@ class Curve:
 
 
 @dataclass(frozen=True)
-class Faithfulness:
-    choice: ModelChoice
-    method: str  # a key of poolformer.gradcam.ATTRIBUTIONS
-    status: str
-    photo: Image.Image  # the 224x224 crop the model saw
-    top5: dict[str, float]
-    target: int
-    target_name: str
+class Faithfulness(ExplainedClass):
     grid: tuple[int, int]  # the stage-4 map's cells, e.g. (7, 7)
     fractions: np.ndarray  # of the cells greyed or revealed at each point, 0 to 1
     full_probability: float  # P(target) on the photo
@@ -125,13 +116,7 @@ def faithfulness(
             )
         )
     return Faithfulness(
-        choice=explained.choice,
-        method=method,
-        status=explained.status,
-        photo=explained.photo,
-        top5=explained.top5,
-        target=index,
-        target_name=explained.target_name,
+        **explained.described(method),
         grid=grid,
         fractions=fractions.numpy(),
         full_probability=float(full),

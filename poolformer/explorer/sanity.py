@@ -11,11 +11,9 @@ from functools import partial
 
 import numpy as np
 import torch
-from PIL import Image
 
-from poolformer.explorer.catalogue import ModelChoice
 from poolformer.explorer.common import LoadReporter, PhotoSource, in_lanes
-from poolformer.explorer.explanation import attribution_method, explained_photo, model_maps
+from poolformer.explorer.explanation import ExplainedClass, attribution_method, explained_photo, model_maps
 from poolformer.gradcam import DEFAULT_ATTRIBUTION
 from poolformer.randomisation import RANDOM_SEED, cascade, rank_correlation
 
@@ -31,14 +29,7 @@ class RandomisedMaps:
 
 
 @dataclass(frozen=True)
-class SanityCheck:
-    choice: ModelChoice
-    method: str  # a key of poolformer.gradcam.ATTRIBUTIONS
-    status: str
-    photo: Image.Image  # the 224x224 crop the model saw
-    top5: dict[str, float]
-    target: int
-    target_name: str
+class SanityCheck(ExplainedClass):
     steps: list[RandomisedMaps]  # the model as trained first, then one per CASCADE part, head first
     seed: int  # of the random weights: the same photo gets the same check every time
 
@@ -59,13 +50,7 @@ def sanity_check(
     )
     trained_maps = [torch.from_numpy(cam) for cam in runs[0].maps]
     return SanityCheck(
-        choice=explained.choice,
-        method=method,
-        status=explained.status,
-        photo=explained.photo,
-        top5=explained.top5,
-        target=explained.target,
-        target_name=explained.target_name,
+        **explained.described(method),
         steps=[
             RandomisedMaps(
                 randomised=parts,

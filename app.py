@@ -1,9 +1,9 @@
 """PoolFormer Explorer: a Gradio app that shows how PoolFormer (MetaFormer) sees a photo.
 
 This file composes the page from `ui/` (the left column, the tour and one module per tab, each holding its
-layout, events and callbacks) and serves it. Run `python app.py`; GRADIO_SERVER_NAME / GRADIO_SERVER_PORT
-choose where it listens, and ui/server.py holds the other server settings. Models load lazily, so the page
-is up within seconds even offline.
+layout, events and callbacks) and serves it. Run `python app.py [--model REF ...]`; GRADIO_SERVER_NAME /
+GRADIO_SERVER_PORT choose where it listens, and ui/server.py holds the other server settings. Models load
+lazily, so the page is up within seconds even offline.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no phoning home
 
+import argparse
 import logging
+import sys
 import threading
 
 import gradio as gr
@@ -109,7 +111,27 @@ def serve(app: gr.Blocks) -> None:
     )
 
 
+def add_models(argv: list[str] | None = None) -> None:
+    """`--model REF` (repeatable) puts a PoolFormer of your own into the picker, after the official and bundled
+    ones, as POOLFORMER_MODELS does; a REF that can't be read stops the app here with one line."""
+    parser = argparse.ArgumentParser(prog="python app.py", description="PoolFormer Explorer")
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="REF",
+        help="a Hub repo id owner/name[@revision], a save_pretrained folder, or a checkpoint file",
+    )
+    explorer.add_models(parser.parse_args(argv).model)
+    try:
+        explorer.model_choices()
+    except explorer.ExplorerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def main() -> None:
+    add_models()
     torch.set_num_threads(torch_threads_per_request())
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("poolformer").setLevel(logging.INFO)  # download progress and failures go to the log

@@ -27,7 +27,11 @@ USAGE_ERROR = 2
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if args.command == "train":  # the trainer parses its own arguments; import it only when asked
+    if args.command == "train":  # the trainers parse their own arguments; import them only when asked
+        if extra[:1] == ["finetune"]:
+            from poolformer.finetune import main as finetune_main
+
+            return finetune_main(extra[1:])
         from poolformer.train import main as train_main
 
         return train_main(extra)
@@ -58,7 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(run=run_predict)
 
     evaluate = commands.add_parser("eval", help="top-1/top-5 accuracy on a folder of class folders")
-    evaluate.add_argument("dir", type=Path, metavar="DIR", help="one sub-folder per class, named by WordNet id")
+    evaluate.add_argument(
+        "dir", type=Path, metavar="DIR", help="one sub-folder per class, named by WordNet id or by the model's class name"
+    )
     add_model_options(evaluate)
     evaluate.add_argument("--batch-size", type=positive_int, default=32, metavar="N")
     evaluate.add_argument("--json", action="store_true", help='print {"top1", "top5", "n"} as JSON')
@@ -76,7 +82,8 @@ def add_model_options(command: argparse.ArgumentParser) -> None:
         "--weights",
         default="hub",
         metavar="W",
-        help="'hub' (official ImageNet weights, the default), a checkpoint file or a transformers folder",
+        help="'hub' (official ImageNet weights, the default), a checkpoint file, a transformers folder, "
+        "or a Hub repo id owner/name[@revision] in transformers format",
     )
     command.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
 

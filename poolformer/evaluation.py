@@ -35,9 +35,9 @@ class Sample:
 
 
 def find_samples(directory: Path) -> list[Sample]:
-    """Images in DIR/<wnid>/, in a stable order; hidden and non-image files are ignored."""
+    """Images in DIR/<class>/, in a stable order; hidden and non-image files are ignored."""
     if not directory.is_dir():
-        raise DatasetError(f"{directory} is not a folder; eval needs DIR/<wnid>/<image> files")
+        raise DatasetError(f"{directory} is not a folder; give DIR/<class>/<image> files, one folder per class")
     samples = [
         Sample(path, folder.name)
         for folder in sorted(directory.iterdir())
@@ -46,35 +46,38 @@ def find_samples(directory: Path) -> list[Sample]:
         if path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
     ]
     if not samples:
-        raise DatasetError(f"no images found in {directory}/<wnid>/; eval needs one sub-folder of images per class")
+        raise DatasetError(f"no images found in {directory}/<class>/; give one sub-folder of images per class")
     return samples
 
 
 def class_indices(model: PoolFormer, samples: list[Sample], directory: Path) -> list[int]:
-    """Each sample's output index: the checkpoint's own wnid list, else ImageNet-1k's for 1000 classes."""
-    mapping = wnid_mapping(model)
+    """Each sample's output index, by its folder's name (see `folder_mapping`)."""
+    mapping, named_by = folder_mapping(model)
     unknown = sorted({s.wnid for s in samples} - mapping.keys())
     if unknown:
         shown = ", ".join(unknown[:5]) + (f" (+{len(unknown) - 5} more)" if len(unknown) > 5 else "")
         raise DatasetError(
             f"folders in {directory} that are not classes of this model: {shown}; "
-            "name class folders by the WordNet ids the model was trained on, or remove the others"
+            f"name class folders by {named_by}, or remove the others"
         )
     return [mapping[s.wnid] for s in samples]
 
 
-def wnid_mapping(model: PoolFormer) -> dict[str, int]:
+def folder_mapping(model: PoolFormer) -> tuple[dict[str, int], str]:
+    """Class folder name -> output index, and what the folders must be named by.
+
+    The checkpoint's own wnid list; else ImageNet-1k's wnids for 1000 classes; else the model's class names
+    (a fine-tune: `train finetune` names classes after their folders, a Hub repo after its id2label).
+    """
     if "wnids" in model.checkpoint_metadata:
         wnids = parse_wnids(model.checkpoint_metadata["wnids"])
         if len(wnids) != model.num_classes:
             raise DatasetError(f"the checkpoint lists {len(wnids)} wnids but has {model.num_classes} classes")
-        return {wnid: index for index, wnid in enumerate(wnids)}
+        return {wnid: index for index, wnid in enumerate(wnids)}, "the WordNet ids the model was trained on"
     if model.num_classes == len(wnid_to_imagenet_index()):
-        return wnid_to_imagenet_index()
-    raise DatasetError(
-        f"the weights have {model.num_classes} classes but no 'wnids' list in their metadata, so class "
-        "folders cannot be matched to outputs; use ImageNet-1k weights or a checkpoint saved with wnids"
-    )
+        return wnid_to_imagenet_index(), "ImageNet WordNet ids (n01440764 ...)"
+    shown = ", ".join(model.class_names[:5]) + (" ..." if model.num_classes > 5 else "")
+    return {name: index for index, name in enumerate(model.class_names)}, f"the model's class names ({shown})"
 
 
 def parse_wnids(text: str) -> list[str]:

@@ -330,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     summarize_cmd.add_argument("--ship-seed", type=int, default=0,
                                help="the rule, fixed before seeing val: which seed of each mixer is shipped")
 
+    # poolformer/finetune.py parses its own options (poolformer/cli.py hands them over); listed for `train --help`.
+    commands.add_parser("finetune", add_help=False, help="fine-tune a PoolFormer on your own photos (finetune --help)")
+
     finalize_cmd = commands.add_parser("finalize", help="measure val accuracy and write the shipped checkpoint")
     finalize_cmd.add_argument("checkpoint", type=Path, help="fp16 file written by fit")
     finalize_cmd.add_argument("--val", type=Path, required=True, help="class-per-folder val images")

@@ -1,233 +1,27 @@
 """Build a PoolFormer and fill it with weights from the Hub, a transformers directory or one checkpoint file.
 
-Three key layouts exist in the wild for the same tensors (see ../shared/REFERENCE.md):
-transformers (`sail/poolformer_*` on the Hub), the original sail-sg release (also timm before 2023)
-and current timm, which is our own layout. Each layout is turned into ours by one small table of
-rename rules. Only safe loaders are used: safetensors, or torch.load(weights_only=True).
+Where the weights come from is one "weights reference": "hub" (the official ImageNet weights of a variant),
+a local file or folder (poolformer/checkpoints.py reads them), or a Hub repo id `owner/name[@revision]` in
+transformers format (poolformer/hub.py fetches it). The variant and the classes come from the checkpoint.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
 
 from poolformer import hub
-from poolformer.hub import WEIGHT_FILES as HUB_WEIGHT_FILES
+from poolformer.checkpoints import Checkpoint, UnreadableWeights, WeightsError, load_checkpoint, read_json, shorten
 from poolformer.labels import imagenet_class_names
+from poolformer.mixers import layout_name
 from poolformer.model import NUM_STAGES, VARIANTS, PoolFormer, Variant
+from poolformer.transformers_config import config_problem
 
 DEFAULT_VARIANT = "s12"
 IMAGENET_CLASSES = 1000
-# Training scripts often save {"state_dict": ...} or {"model": ...} around the tensors, and
-# DataParallel / torch.compile prefix every key with "module." / "_orig_mod.".
-WRAPPER_KEYS = ("state_dict", "model")
-WRAPPER_PREFIXES = ("module.", "_orig_mod.")
-
-
-class WeightsError(ValueError):
-    """A one-line, user-facing reason why weights could not be loaded, with what to do about it."""
-
-
-# --- key layouts ---------------------------------------------------------------------------------
-
-Replacement = str | Callable[[re.Match[str]], str]
-
-
-@dataclass(frozen=True)
-class KeyFormat:
-    """A checkpoint key layout: a key prefix that only it uses, and rename rules into our layout."""
-
-    name: str
-    marker: str
-    renames: tuple[tuple[str, Replacement], ...] = ()
-
-    def to_our_key(self, key: str) -> str:
-        for pattern, replacement in self.renames:
-            key = re.sub(pattern, replacement, key, count=1)
-        return key
-
-
-KEY_FORMATS = (
-    KeyFormat(
-        "transformers",
-        marker="poolformer.encoder.",
-        renames=(
-            (r"^poolformer\.encoder\.patch_embeddings\.0\.projection\.", "stem.conv."),
-            (r"^poolformer\.encoder\.patch_embeddings\.(\d)\.projection\.", r"stages.\1.downsample.conv."),
-            (r"^poolformer\.encoder\.block\.(\d)\.(\d+)\.", r"stages.\1.blocks.\2."),
-            (r"\.before_norm\.", ".norm1."),
-            (r"\.after_norm\.", ".norm2."),
-            (r"\.output\.conv(\d)\.", r".mlp.fc\1."),
-            (r"\.layer_scale_(\d)$", r".layer_scale\1.scale"),
-            (r"^norm\.", "head.norm."),
-            (r"^classifier\.", "head.fc."),
-        ),
-    ),
-    # sail-sg's `network` list interleaves stages and downsamplings: [stage0, down1, stage1, down2, ...].
-    KeyFormat(
-        "sail-sg",
-        marker="network.",
-        renames=(
-            (r"^patch_embed\.proj\.", "stem.conv."),
-            (r"^network\.(\d+)\.proj\.", lambda m: f"stages.{(int(m[1]) + 1) // 2}.downsample.conv."),
-            (r"^network\.(\d+)\.(\d+)\.", lambda m: f"stages.{int(m[1]) // 2}.blocks.{m[2]}."),
-            (r"\.layer_scale_(\d)$", r".layer_scale\1.scale"),
-            (r"^norm\.", "head.norm."),
-            (r"^head\.(weight|bias)$", r"head.fc.\1"),
-        ),
-    ),
-    KeyFormat("timm", marker="stages."),
-)
-
-
-def detect_key_format(keys: Iterable[str], origin: str) -> KeyFormat:
-    """Pick the layout whose marker prefix appears among the keys."""
-    keys = list(keys)
-    for key_format in KEY_FORMATS:
-        if any(key.startswith(key_format.marker) for key in keys):
-            return key_format
-    raise WeightsError(
-        f"{origin}: the keys match no PoolFormer checkpoint layout (transformers 'poolformer.encoder.*', "
-        f"sail-sg 'network.*', timm 'stages.*'); it starts with {_shorten(keys)}"
-    )
-
-
-# --- reading checkpoints -------------------------------------------------------------------------
-
-
-@dataclass
-class Checkpoint:
-    """Tensors already renamed into our layout, plus what we know about where they came from."""
-
-    tensors: dict[str, torch.Tensor]
-    original_keys: dict[str, str]  # our key -> the key in the file, for error messages
-    key_format: str
-    origin: str  # the file, as the user named it
-    source: str  # the one-line `weights_source` description
-    class_names: list[str] | None = None
-    metadata: dict[str, str] = field(default_factory=dict)
-
-
-def load_checkpoint(path: Path, *, source: str | None = None, config_path: Path | None = None) -> Checkpoint:
-    """Read one weights file (or a transformers directory) and rename its tensors into our layout."""
-    if path.is_dir():
-        return _load_transformers_dir(path)
-    if not path.is_file():
-        raise WeightsError(f"weights file {path} does not exist; pass a checkpoint file or directory, or 'hub'")
-    origin = str(path)
-    raw, metadata = _read_tensors(path)
-    key_format = detect_key_format(raw, origin)
-    original_keys = {key_format.to_our_key(key): key for key in raw}
-    config = _read_json(config_path) if config_path else {}
-    return Checkpoint(
-        tensors={ours: _as_float32(raw[theirs]) for ours, theirs in original_keys.items()},
-        original_keys=original_keys,
-        key_format=key_format.name,
-        origin=origin,
-        source=source or _describe_file(path, key_format, metadata),
-        class_names=_labels_from_config(config) or _labels_from_metadata(metadata, origin),
-        metadata=metadata,
-    )
-
-
-def _load_transformers_dir(directory: Path) -> Checkpoint:
-    """A save_pretrained() folder: config.json for the labels beside model.safetensors or pytorch_model.bin."""
-    weights = next((directory / name for name in HUB_WEIGHT_FILES if (directory / name).is_file()), None)
-    if weights is None:
-        raise WeightsError(f"{directory} holds neither {' nor '.join(HUB_WEIGHT_FILES)}; point at the weights file")
-    config = directory / "config.json"
-    return load_checkpoint(
-        weights,
-        source=f"transformers checkpoint {directory}",
-        config_path=config if config.is_file() else None,
-    )
-
-
-def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and safetensors metadata from a file; pickles are opened with weights_only=True."""
-    if path.suffix == ".safetensors":
-        try:
-            with safe_open(path, framework="pt") as reader:
-                return {key: reader.get_tensor(key) for key in reader.keys()}, dict(reader.metadata() or {})
-        except (SafetensorError, OSError) as error:
-            raise WeightsError(f"{path} is not a readable safetensors file ({_first_line(error)})") from None
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch.load raises many exception types on foreign bytes
-        # A real pickle that names classes or functions to rebuild (torch says "unsupported GLOBAL").
-        if "unsupported global" in str(error).lower():
-            raise WeightsError(
-                f"{path} contains pickled Python objects besides tensors, which are unsafe to load; "
-                "re-save just its state_dict (or convert it to .safetensors)"
-            ) from None
-        # torch's own text here advises weights_only=False, which we never do; keep only the verdict.
-        detail = "" if "Weights only load failed" in str(error) else f" (torch.load: {_first_line(error)})"
-        raise WeightsError(
-            f"{path} is not a PyTorch checkpoint{detail}; pass a .safetensors, .bin or .pth weights file"
-        ) from None
-    return _unwrap_state_dict(loaded, path), {}
-
-
-def _unwrap_state_dict(loaded: object, path: Path) -> dict[str, torch.Tensor]:
-    """Dig through the WRAPPER_KEYS dicts, keep the tensors and strip the WRAPPER_PREFIXES."""
-    while isinstance(loaded, dict):
-        inner = next((loaded[key] for key in WRAPPER_KEYS if isinstance(loaded.get(key), dict)), None)
-        if inner is None:
-            break
-        loaded = inner
-    tensors = loaded if isinstance(loaded, dict) else {}
-    tensors = {_strip_prefixes(str(key)): value for key, value in tensors.items() if torch.is_tensor(value)}
-    if not tensors:
-        raise WeightsError(f"{path} holds no named tensors, so it is not a model checkpoint")
-    return tensors
-
-
-def _strip_prefixes(key: str) -> str:
-    while key.startswith(WRAPPER_PREFIXES):
-        key = key.split(".", 1)[1]
-    return key
-
-
-def _as_float32(tensor: torch.Tensor) -> torch.Tensor:
-    """Bundled checkpoints are fp16; the model always runs in fp32."""
-    return tensor.float() if tensor.is_floating_point() else tensor
-
-
-def _describe_file(path: Path, key_format: KeyFormat, metadata: dict[str, str]) -> str:
-    if "name" in metadata:
-        return f"{metadata['name']} ({path.name})"
-    return f"{key_format.name} checkpoint {path}"
-
-
-# --- labels --------------------------------------------------------------------------------------
-
-
-def _labels_from_config(config: dict) -> list[str] | None:
-    """transformers' id2label, unless it is only the LABEL_0, LABEL_1... placeholders."""
-    id2label = config.get("id2label") or {}
-    names = [id2label.get(str(index)) for index in range(len(id2label))]
-    if not names or None in names or all(name == f"LABEL_{i}" for i, name in enumerate(names)):
-        return None
-    return names
-
-
-def _labels_from_metadata(metadata: dict[str, str], origin: str) -> list[str] | None:
-    """Our bundled checkpoints carry their class names as a JSON list in the safetensors metadata."""
-    if "class_names" not in metadata:
-        return None
-    try:
-        names = json.loads(metadata["class_names"])
-    except json.JSONDecodeError:
-        names = None
-    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
-        raise WeightsError(f"{origin}: metadata 'class_names' must be a JSON list of strings")
-    return names
 
 
 def default_class_names(num_classes: int) -> list[str]:
@@ -237,40 +31,90 @@ def default_class_names(num_classes: int) -> list[str]:
     return [f"class {index}" for index in range(num_classes)]
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise WeightsError(f"{path} is not a readable JSON config ({_first_line(error)})") from None
-
-
 # --- the Hugging Face Hub ------------------------------------------------------------------------
 
 
-def _load_hub(variant: Variant) -> Checkpoint:
-    """Official weights from the cache if they are there, otherwise downloaded (with progress bars).
+def _load_hub(repo: hub.HubRepo, rules: hub.Rules = hub.OPEN, shapes_only: bool = False) -> Checkpoint:
+    """A Hub repo's config and weights from the cache if they are there, otherwise downloaded (with progress bars).
 
     A cached file that can't be read names itself and the fix, rather than a bare parsing error.
     """
-    files = hub.cached_files(variant)
+    files = hub.cached_files(repo, rules)
     how = "local HF cache"
     if files is None:
         try:
-            files = hub.download(variant)
+            files = hub.download(repo, rules=rules)
         except hub.HubError as error:
             raise WeightsError(str(error)) from None
         how = "downloaded from the Hub"
     config, weights = files
     try:
-        _read_json(config)
+        problem = config_problem(read_json(config))
     except WeightsError as error:
-        raise WeightsError(hub.damaged(variant, config, str(error))) from None
+        raise WeightsError(hub.damaged(repo, config, str(error))) from None
+    if problem:
+        raise WeightsError(f"{repo.ref} {problem}")
+    source = f"official ImageNet-1k weights, {repo.repo_id}" if repo.variant else repo.ref
     try:
-        return load_checkpoint(
-            weights, source=f"official ImageNet-1k weights, {variant.hub_repo} ({how})", config_path=config
-        )
-    except WeightsError as error:
-        raise WeightsError(hub.damaged(variant, weights, str(error))) from None
+        return load_checkpoint(weights, source=f"{source} ({how})", config_path=config, shapes_only=shapes_only)
+    except UnreadableWeights as error:
+        raise WeightsError(hub.damaged(repo, weights, str(error))) from None
+
+
+WeightsRef = str | Path | hub.HubRepo  # "hub", a path, a Hub repo id, or a repo itself
+
+
+def read_checkpoint(
+    weights: WeightsRef, variant: str | None = None, rules: hub.Rules = hub.OPEN, *, shapes_only: bool = False
+) -> Checkpoint:
+    """The checkpoint a weights reference names: "hub" (official, of `variant`), a path, or a Hub repo.
+
+    A name that exists on disk is a path, as in transformers; `owner/name[@revision]` is otherwise a Hub
+    repo. With `shapes_only` (local files, or Hub files already cached) no tensor data is read.
+    """
+    if isinstance(weights, str) and weights == "hub":
+        return _load_hub(hub.official(variant_named(variant or DEFAULT_VARIANT)), rules, shapes_only)
+    repo = hub_repo_named(weights)
+    if repo is None:
+        return load_checkpoint(Path(weights), shapes_only=shapes_only)
+    return _load_hub(repo, rules, shapes_only)
+
+
+def hub_repo_named(weights: WeightsRef) -> hub.HubRepo | None:
+    """The Hub repo a weights reference names (owner/name[@revision]), or None for a local path or "hub"."""
+    if isinstance(weights, hub.HubRepo):
+        return weights
+    if isinstance(weights, Path) or Path(weights).exists():
+        return None
+    return hub.parse_ref(weights)
+
+
+@dataclass(frozen=True)
+class CheckpointFacts:
+    """What a checkpoint holds, read without its tensor data: for catalogues and model cards."""
+
+    variant: Variant
+    class_names: list[str]
+    token_mixer: str
+    parameters: int
+    metadata: dict[str, str]
+
+
+def checkpoint_facts(weights: WeightsRef, rules: hub.Rules = hub.OPEN) -> CheckpointFacts | None:
+    """The facts of a local checkpoint or a cached Hub repo; None for a Hub repo not downloaded yet. No network."""
+    repo = hub_repo_named(weights)
+    if repo is not None and hub.cached_files(repo, rules) is None:
+        return None
+    checkpoint = read_checkpoint(weights, rules=rules, shapes_only=True)
+    with torch.device("meta"):
+        model = _model_from_checkpoint(checkpoint, None, None)
+    return CheckpointFacts(
+        variant=model.variant,
+        class_names=list(model.class_names),
+        token_mixer=layout_name(model.token_mixers),
+        parameters=sum(tensor.numel() for tensor in checkpoint.tensors.values()),
+        metadata=checkpoint.metadata,
+    )
 
 
 # --- building the model --------------------------------------------------------------------------
@@ -279,13 +123,15 @@ def _load_hub(variant: Variant) -> Checkpoint:
 def create_model(
     variant: str | None = None,
     *,
-    weights: str | Path | None = None,
+    weights: WeightsRef | None = None,
     num_classes: int | None = None,
     device: str | torch.device | None = None,
+    hub_rules: hub.Rules = hub.OPEN,
 ) -> PoolFormer:
     """An eval-mode PoolFormer with `class_names`, `weights_source` and `checkpoint_metadata` attributes.
 
-    weights: None (random init), "hub" (official ImageNet weights) or a file/directory path.
+    weights: None (random init), "hub" (official ImageNet weights of `variant`), a file or folder path, or a
+    Hub repo (an id `owner/name[@revision]` or a HubRepo) in transformers format, fetched under `hub_rules`.
     variant and num_classes default to s12/1000, or to what a checkpoint's tensors describe.
     """
     target = resolve_device(device)
@@ -293,11 +139,7 @@ def create_model(
         model = PoolFormer(variant_named(variant or DEFAULT_VARIANT), num_classes or IMAGENET_CLASSES)
         model.class_names = default_class_names(model.num_classes)
     else:
-        if str(weights) == "hub":
-            checkpoint = _load_hub(variant_named(variant or DEFAULT_VARIANT))
-        else:
-            checkpoint = load_checkpoint(Path(weights))
-        model = _model_from_checkpoint(checkpoint, variant, num_classes)
+        model = _model_from_checkpoint(read_checkpoint(weights, variant, hub_rules), variant, num_classes)
     return model.to(target).eval()
 
 
@@ -376,7 +218,7 @@ def _check_fits(model: PoolFormer, checkpoint: Checkpoint) -> None:
         if found[key].shape != expected[key].shape
     ]
     problems = [
-        f"{label} {_shorten(names)}"
+        f"{label} {shorten(names)}"
         for label, names in (
             (f"missing {len(missing)} (timm names):", missing),
             (f"unexpected {len(unexpected)}:", unexpected),
@@ -409,17 +251,3 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise WeightsError("device 'cuda' was asked for but no CUDA GPU is available; use cpu or auto")
     return resolved
-
-
-# --- message helpers -----------------------------------------------------------------------------
-
-
-def _shorten(names: Iterable[str], limit: int = 3) -> str:
-    names = list(names)
-    shown = ", ".join(names[:limit])
-    return shown + (f" (+{len(names) - limit} more)" if len(names) > limit else "")
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

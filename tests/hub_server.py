@@ -4,7 +4,8 @@ It answers what huggingface_hub 2.x reads in file_download.py (get_hf_file_metad
 HEAD and GET on /<repo>/resolve/<revision>/<file> with X-Repo-Commit, ETag (the file's sha256, as the
 Hub gives for LFS files), Content-Length and Accept-Ranges; a GET with `Range: bytes=N-` gets 206 and
 Content-Range, as a resumed download asks. A missing file is 404 with X-Error-Code EntryNotFound (which
-makes hf_hub_download try the next file name), an unknown repo 404 with RepoNotFound.
+makes hf_hub_download try the next file name), an unknown repo 404 with RepoNotFound, a revision other
+than "main", the repo's commit or one of its `tags` 404 with RevisionNotFound.
 
 `mode` switches between a healthy Hub and the failures under test:
 - "ok": every file is served;
@@ -31,8 +32,9 @@ RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<revision>[^/]+)/(?P<n
 class StandInHub:
     """Serves repos given as {repo: {file name: local path}} on a free port; use as a context manager."""
 
-    def __init__(self, repos: dict[str, dict[str, Path]]) -> None:
+    def __init__(self, repos: dict[str, dict[str, Path]], tags: dict[str, set[str]] | None = None) -> None:
         self.repos = {repo: {name: Path(path) for name, path in files.items()} for repo, files in repos.items()}
+        self.tags = tags or {}
         self.mode = "ok"
         self.requests: list[tuple[str, str]] = []
         self._released = threading.Event()  # ends "held" and "silent" waits
@@ -77,9 +79,13 @@ class StandInHub:
         """Let held downloads finish."""
         self._released.set()
 
-    def gets(self, name: str) -> int:
-        """How many GET requests asked for a file of this name."""
-        return sum(1 for method, path in self.requests if method == "GET" and path.endswith("/" + name))
+    def gets(self, name: str, repo: str = "") -> int:
+        """How many GET requests asked for a file of this name (in this repo, if given)."""
+        return sum(
+            1
+            for method, path in self.requests
+            if method == "GET" and path.endswith("/" + name) and (not repo or path.startswith(f"/{repo}/"))
+        )
 
     def commit(self, repo: str) -> str:
         return hashlib.sha1(repo.encode()).hexdigest()
@@ -106,6 +112,9 @@ class StandInHub:
             self._send_error(request, 404, "RepoNotFound")
             return
         repo = match["repo"]
+        if match["revision"] not in {"main", self.commit(repo), *self.tags.get(repo, ())}:
+            self._send_error(request, 404, "RevisionNotFound")
+            return
         path = self.repos[repo].get(match["name"])
         if path is None:
             self._send_error(request, 404, "EntryNotFound", commit=self.commit(repo))

@@ -1,4 +1,5 @@
-"""The left column: the photo and its examples, the model picker, the model's card and its status line."""
+"""The left column: the photo and its examples, the model picker (and, where the operator allows it, a box to
+open any PoolFormer on the Hub), the model's card and its status line."""
 
 from __future__ import annotations
 
@@ -47,8 +48,23 @@ def select_model(model: str | None, progress: gr.Progress = gr.Progress()) -> tu
         return explorer.describe(choice), f"**Not loaded:** {error}"
 
 
-def picker_choices() -> list[tuple[str, str]]:
-    return [(explorer.choice_label(choice), choice.value) for choice in explorer.model_choices()]
+def picker_choices(*extra: str) -> list[tuple[str, str]]:
+    """The picker's entries, then any repos this visitor opened (kept in the visitor's own picker only)."""
+    entries = [(explorer.choice_label(choice), choice.value) for choice in explorer.model_choices()]
+    known = {value for _, value in entries}
+    return entries + [(explorer.choice_label(explorer.find_choice(ref)), ref) for ref in extra if ref not in known]
+
+
+def open_visitor_model(ref: str, opened: list[str], progress: gr.Progress = gr.Progress()) -> tuple[Any, list[str]]:
+    """Fetch and load the repo a visitor typed, then pick it; a refusal is one line and changes nothing."""
+    ref = (ref or "").strip()
+    try:
+        explorer.load(ref, reporter(progress))
+    except (WeightsError, explorer.ExplorerError) as error:
+        gr.Warning(str(error))
+        return gr.skip(), opened
+    opened = [*opened, ref] if ref not in opened else opened
+    return gr.Dropdown(choices=picker_choices(*opened), value=ref), opened
 
 
 def open_page() -> tuple[gr.Dropdown, gr.Timer]:
@@ -62,6 +78,21 @@ def download_progress(model: str | None) -> tuple[Any, gr.Timer]:
     """Timer tick: refresh the status line of the loaded model with the download's progress, until it is done."""
     status = explorer.loaded_status(model)
     return (gr.skip() if status is None else status), gr.Timer(active=explorer.DOWNLOADS.background_running())
+
+
+def visitor_models(model: gr.Dropdown) -> None:
+    """A box for a Hub repo id: the repo is fetched within the server's bounds and added to this visitor's picker."""
+    limit = explorer.visitor_rules().max_weights_bytes / 1e6
+    repo = gr.Textbox(
+        label="Or open a PoolFormer from the Hub",
+        placeholder="owner/name or owner/name@revision",
+        info=f"A transformers PoolFormer with model.safetensors up to {limit:.0f} MB; one download at a time.",
+        max_lines=1,
+        elem_id="visitor-model",
+    )
+    button = gr.Button("Open from the Hub", size="sm", elem_id="visitor-model-button")
+    opened = gr.State([])  # this visitor's repos, kept in their own picker
+    gr.on([button.click, repo.submit], open_visitor_model, [repo, opened], [model, opened], api_visibility="private")
 
 
 def build(page: gr.Blocks) -> Shared:
@@ -81,6 +112,8 @@ def build(page: gr.Blocks) -> Shared:
         # No value here: the page load fills in the current default, and an API call that leaves
         # the model out sends None, which the explorer reads as the default at that moment.
         model = gr.Dropdown(picker_choices(), value=None, label="Model", elem_id="model")
+        if explorer.visitor_models_allowed():
+            visitor_models(model)
         card = gr.Markdown(explorer.describe(explorer.find_choice(default)))
         status = gr.Markdown("Weights load on first use…", elem_id="status")
         download_timer = gr.Timer(DOWNLOAD_POLL_S, active=False)

@@ -18,16 +18,33 @@ COMPARISON_COLUMN_WIDTHS = ["19%", "14%", "8%", "7%", "7%", "10%", "35%"]
 def comparison_row(row: Comparison) -> list[str | float]:
     variant = row.choice.variant
     top5 = " · ".join(f"{name} {percent(probability)}" for name, probability in row.top5.items())
-    weights = "bundled, Imagenette" if row.choice.bundled else "ImageNet-1k (HF cache)"
-    return [row.choice.name, weights, round(row.params_m, 1), variant.macs_g, top1_figure(row.choice), round(row.latency_ms, 1), top5]
+    return [row.choice.name, weights_text(row.choice), round(row.params_m, 1), variant.macs_g, top1_figure(row.choice),
+            round(row.latency_ms, 1), top5]  # fmt: skip
+
+
+def weights_text(choice: ModelChoice) -> str:
+    """Where the weights come from and what they were trained on."""
+    if choice.official:
+        return "ImageNet-1k (HF cache)"
+    if choice.bundled:
+        return "bundled, Imagenette"
+    return f"{choice.num_classes} classes, " + ("Hub (HF cache)" if choice.repo else "local file")
 
 
 def top1_value(choice: ModelChoice) -> float | None:
-    """Official weights: the paper's ImageNet top-1 (%); bundled ones: what we measured on their own val split."""
-    if not choice.bundled:
+    """Official weights: the paper's ImageNet top-1 (%); bundled ones: what we measured on their own val split;
+    a fine-tune made by `train finetune`: its held-out accuracy; None when nothing was measured."""
+    if choice.official:
         return choice.variant.top1
-    measured = choice.metadata.get("val_top1")
+    measured = choice.metadata.get("val_top1" if choice.bundled else "heldout_top1")
     return round(float(measured) * 100, 1) if measured else None
+
+
+def benchmark(choice: ModelChoice) -> str:
+    """What a top-1 figure was measured on, since ImageNet, Imagenette and a fine-tune's photos are not comparable."""
+    if choice.official:
+        return "the paper's, ImageNet-1k val"
+    return "measured, Imagenette val" if choice.bundled else "measured, its own held-out photos"
 
 
 def top1_figure(choice: ModelChoice) -> str:
@@ -53,11 +70,11 @@ def comparison_plot(rows: list[Comparison]) -> pd.DataFrame:
         name, probability = next(iter(row.top5.items()))
         records.append(
             {
-                PLOT_COLOUR: row.choice.name if row.choice.bundled else f"{row.choice.name} · ImageNet-1k",
+                PLOT_COLOUR: f"{row.choice.name} · ImageNet-1k" if row.choice.official else row.choice.name,
                 PLOT_X: round(row.latency_ms, 1),
                 PLOT_Y: top1,
                 "params": f"{row.params_m:.1f} M",
-                "top-1 is": "measured, Imagenette val" if row.choice.bundled else "the paper's, ImageNet-1k val",
+                "top-1 is": benchmark(row.choice),
                 "this photo": f"{name} {percent(probability)}",
             }
         )

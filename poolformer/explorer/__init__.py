@@ -1,7 +1,8 @@
 """What the Explorer app computes, one module per concern; nothing here imports gradio.
 
-- `common`: device, photo decoding, model input, top-k;  `catalogue`: which models exist, the default;
-- `cache`: the shared read-only model cache;  `downloads`: official weights fetched in the background;
+- `common`: device, photo decoding, model input, top-k;  `catalogue`: which models exist (official, bundled,
+  the operator's and visitors' own), the default;
+- `cache`: the shared read-only model cache;  `downloads`: Hub weights fetched in the background;
 - one module per view: `prediction`, `ablation`, `comparison`, `mixer`, `explanation` with its evidence `sanity`
   and `faithfulness`, `metaformer` (the architecture diagram's data);  `paper`: the MetaFormer papers' figures we cite.
 
@@ -9,9 +10,10 @@ Every view returns plain data (numpy arrays, dicts, dataclasses); `visualize/` d
 """
 
 from poolformer.explorer.ablation import POOL_SIZES, TRAINED_POOL_SIZE, Ablation, ablate, pool_size
-from poolformer.explorer.cache import MODELS, ModelCache, load, loaded_status, status_line
+from poolformer.explorer.cache import MODELS, ModelCache, load, loaded_model, loaded_status, status_line
 from poolformer.explorer.catalogue import (
     ModelChoice,
+    add_models,
     bundled_choice,
     checkpoint_dir,
     choice_label,
@@ -21,6 +23,8 @@ from poolformer.explorer.catalogue import (
     find_choice,
     model_choices,
     scratch_twin,
+    visitor_models_allowed,
+    visitor_rules,
 )
 from poolformer.explorer.common import ALL_STAGES, DEVICE, PAPER_S12_TOP1, ExplorerError, LoadReporter
 from poolformer.explorer.comparison import TIMED_RUNS, Comparison, compare
@@ -36,9 +40,9 @@ __all__ = [
     "ALL_STAGES", "DEVICE", "DOWNLOADS", "MODELS", "PAPER_S12_TOP1", "POOL_SIZES", "TIMED_RUNS", "TOP1",
     "TRAINED_POOL_SIZE", "Ablation", "Architecture", "Comparison", "Curve", "Explanation", "ExplorerError",
     "Faithfulness", "LoadReporter", "MeasuredRun", "MixerFilter", "ModelCache", "ModelChoice", "ModelMaps",
-    "Prediction", "RandomisedMaps", "SanityCheck", "StageTrace", "StageView", "Token", "ablate", "bundled_choice",
-    "checkpoint_dir", "choice_label", "compare", "default_choice", "describe", "explain", "faithfulness",
-    "fetch_official_default", "filter_photo", "find_choice", "inspect_token", "load", "loaded_status",
-    "measured_mixer_runs", "model_choices", "pool_size", "predict", "sanity_check", "scratch_twin", "status_line",
-    "trace",
+    "Prediction", "RandomisedMaps", "SanityCheck", "StageTrace", "StageView", "Token", "ablate", "add_models",
+    "bundled_choice", "checkpoint_dir", "choice_label", "compare", "default_choice", "describe", "explain",
+    "faithfulness", "fetch_official_default", "filter_photo", "find_choice", "inspect_token", "load", "loaded_model",
+    "loaded_status", "measured_mixer_runs", "model_choices", "pool_size", "predict", "sanity_check", "scratch_twin",
+    "status_line", "trace", "visitor_models_allowed", "visitor_rules",
 ]

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from poolformer.explorer.cache import MODELS, status_line
+from poolformer.explorer.cache import MODELS, loaded_model, status_line
 from poolformer.explorer.catalogue import ModelChoice, find_choice, scratch_twin
 from poolformer.explorer.common import (
     ALL_STAGES,
@@ -170,8 +170,9 @@ def ablate(
     if choice.token_mixer != "pooling":
         raise ExplorerError(f"{choice.name} already mixes tokens by identity; pick a pooling model to ablate")
     mixers = ablation_mixers(stages, pool_sizes)
-    pixels = model_input(photo_from(source), choice.variant)
-    model = MODELS.get(choice, report)
+    photo = photo_from(source)
+    choice, model = loaded_model(value, report)
+    pixels = model_input(photo, model.variant)
     twin = scratch_twin(choice)
     twin_model = None if twin is None else MODELS.get(twin, report)  # same dataset: same classes, same order
     (pooled_logits, pooled_stages), (identity_logits, identity_stages), scratch_logits = ablation_passes(

@@ -20,7 +20,7 @@ class ModelCache:
     """Bounded least-recently-used cache of eval-mode models, shared read-only by all requests.
 
     Each model has its own loading lock, so two visitors asking for the same model load it once,
-    while a slow load never blocks visitors of models already in the cache. Official weights that are
+    while a slow load never blocks visitors of models already in the cache. Hub weights that are
     not on disk yet are fetched by DOWNLOADS, waited for outside any lock and for a bounded time.
     Models are stored as their folded inference twins; on CUDA a compiled twin (poolformer/compiled.py)
     replaces one once it has been built in the background, so compiling never delays an answer.
@@ -36,8 +36,8 @@ class ModelCache:
         model, loading = self._cached(choice.value)
         if model is not None:
             return model
-        if not choice.bundled:
-            DOWNLOADS.fetch(choice.variant, report)
+        if choice.repo is not None:
+            DOWNLOADS.fetch(choice.repo, report, rules=choice.rules)
         with loading:
             model, _ = self._cached(choice.value)  # another request may have loaded it meanwhile
             if model is None:
@@ -47,7 +47,12 @@ class ModelCache:
                 # Views call this under inference_mode; weights made there could never enter the
                 # autograd graph that Grad-CAM needs, so they are always created outside it.
                 with torch.inference_mode(False):
-                    model = create_model(choice.variant.name, weights=choice.weights, device=DEVICE).for_inference()
+                    model = create_model(
+                        choice.variant.name if choice.variant else None,
+                        weights=choice.repo or choice.weights,
+                        device=DEVICE,
+                        hub_rules=choice.rules,
+                    ).for_inference()
                 self._store(choice.value, model)
                 if compiling_pays_off(DEVICE):
                     compile_in_background(model, lambda twin: self._replace(choice.value, model, twin), choice.name)
@@ -96,6 +101,16 @@ def status_line(model: PoolFormer, *, landed: bool = False) -> str:
     line = f"**Loaded:** {model.weights_source} · **device:** {DEVICE.type}"
     note = DOWNLOADS.note(landed=landed)
     return f"{line}  \n{note}" if note else line
+
+
+def loaded_model(value: str | None, report: LoadReporter | None = None) -> tuple[ModelChoice, PoolFormer]:
+    """The picker entry of an API value and its model, loaded (and downloaded) if need be.
+
+    The entry comes back completed by the model: a Hub repo's variant and classes are known only once it has loaded.
+    """
+    choice = find_choice(value)
+    model = MODELS.get(choice, report)
+    return choice.knowing(model), model
 
 
 def loaded_status(value: str | None) -> str | None:

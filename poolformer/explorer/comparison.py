@@ -54,8 +54,9 @@ def median_latency_ms(model: PoolFormer, pixels: torch.Tensor) -> float:
 
 @torch.inference_mode()
 def compare_one(choice: ModelChoice, photo: Image.Image, report: LoadReporter | None) -> Comparison:
-    pixels = model_input(photo, choice.variant)
     model = MODELS.get(choice, report)
+    choice = choice.knowing(model)
+    pixels = model_input(photo, model.variant)
     logits, stage_outputs = model.forward_with_stages(pixels)
     return Comparison(
         choice=choice,

@@ -13,8 +13,8 @@ import torch
 from PIL import Image
 
 from poolformer.explorer.ablation import chosen_stages, cosine, identity_mixers
-from poolformer.explorer.cache import MODELS, status_line
-from poolformer.explorer.catalogue import ModelChoice, find_choice, scratch_twin
+from poolformer.explorer.cache import MODELS, loaded_model, status_line
+from poolformer.explorer.catalogue import ModelChoice, scratch_twin
 from poolformer.explorer.common import (
     ALL_STAGES,
     ExplorerError,
@@ -117,9 +117,9 @@ def explained_photo(
     source: PhotoSource | None, value: str, target: str | None, report: LoadReporter | None
 ) -> ExplainedPhoto:
     """Decode the photo, load the model, classify the photo and pick the class to explain (top-1 by default)."""
-    choice = find_choice(value)
-    pixels = model_input(photo_from(source), choice.variant)
-    model = MODELS.get(choice, report)
+    photo = photo_from(source)
+    choice, model = loaded_model(value, report)
+    pixels = model_input(photo, model.variant)
     probabilities = class_probabilities(model, pixels)
     return ExplainedPhoto(choice, model, pixels, probabilities, target_index(target, probabilities, model.class_names))
 

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from poolformer.explorer.cache import MODELS
+from poolformer.explorer.cache import loaded_model
 from poolformer.explorer.catalogue import ModelChoice, find_choice, model_choices
 from poolformer.explorer.common import (
     ALL_STAGES,
@@ -69,11 +69,6 @@ def architecture_shapes(variant: str, num_classes: int, size: int = INPUT_SIZE) 
     return tuple(pixels.shape), tuple(tuple(output.shape) for output in stage_outputs), tuple(logits.shape)
 
 
-def class_count(choice: ModelChoice) -> int:
-    """1000 for the official ImageNet weights; a bundled checkpoint records its classes."""
-    return len(json.loads(choice.metadata["class_names"])) if "class_names" in choice.metadata else 1000
-
-
 def stage_traces(choice: ModelChoice, mixers: tuple[str, ...], shapes: tuple[Shape, ...], energies: list[np.ndarray | None]) -> list[StageTrace]:
     variant = choice.variant
     return [
@@ -84,24 +79,33 @@ def stage_traces(choice: ModelChoice, mixers: tuple[str, ...], shapes: tuple[Sha
 
 def from_architecture(choice: ModelChoice, note: str) -> Architecture:
     """The diagram without running the model: shapes for a standard crop."""
-    input_shape, shapes, logits_shape = architecture_shapes(choice.variant.name, class_count(choice))
+    input_shape, shapes, logits_shape = architecture_shapes(choice.variant.name, choice.num_classes)
     stages = stage_traces(choice, (choice.token_mixer,) * NUM_STAGES, shapes, [None] * NUM_STAGES)
     return Architecture(choice, input_shape, stages, logits_shape, None, None, False, note)
 
 
 @torch.inference_mode()
 def trace(source: PhotoSource | None, value: str, report: LoadReporter | None = None) -> Architecture:
-    """The selected model's architecture; with a photo, every shape is the real tensor's on that photo."""
+    """The selected model's architecture; with a photo, every shape is the real tensor's on that photo.
+
+    A Hub repo whose config has not been read yet is loaded first: only then are its variant and classes known.
+    """
     choice = find_choice(value)
-    if source is None:
-        return from_architecture(choice, f"No photo yet: shapes for a {INPUT_SIZE} × {INPUT_SIZE} crop.")
-    pixels = model_input(photo_from(source), choice.variant)
+    no_photo = f"No photo yet: shapes for a {INPUT_SIZE} × {INPUT_SIZE} crop."
+    if source is None and choice.variant is not None:
+        return from_architecture(choice, no_photo)
+    photo = None if source is None else photo_from(source)
     try:
-        model = MODELS.get(choice, report)
+        choice, model = loaded_model(value, report)
     except WeightsError:
+        if choice.variant is None:
+            raise
         return from_architecture(
             choice, f"{choice.name}'s weights are not on this machine: shapes from the architecture alone."
         )
+    if photo is None:
+        return from_architecture(choice, no_photo)
+    pixels = model_input(photo, model.variant)
     logits, stage_outputs = model.forward_with_stages(pixels)
     name, probability = next(iter(top_k(logits[0].softmax(-1), model.class_names, k=1).items()))
     stages = stage_traces(

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from poolformer.explorer.cache import MODELS, status_line
-from poolformer.explorer.catalogue import ModelChoice, find_choice
+from poolformer.explorer.cache import loaded_model, status_line
+from poolformer.explorer.catalogue import ModelChoice
 from poolformer.explorer.common import (
     ALL_STAGES,
     ExplorerError,
@@ -39,9 +39,9 @@ class MixerFilter:
 @torch.inference_mode()
 def filter_photo(source: PhotoSource | None, value: str, report: LoadReporter | None = None) -> MixerFilter:
     """Apply the mixer's filter to the crop the model saw, and run the model for its stage-1 mixer map."""
-    choice = find_choice(value)
-    pixels = model_input(photo_from(source), choice.variant)
-    model = MODELS.get(choice, report)
+    photo = photo_from(source)
+    choice, model = loaded_model(value, report)
+    pixels = model_input(photo, model.variant)
     photo = input_photo(pixels)
     rgb = np.asarray(photo, dtype=np.float64).transpose(2, 0, 1) / 255.0
     first_block = model.stages[0].blocks[0]  # only the stem runs before it: no need for a whole pass
@@ -92,7 +92,6 @@ def inspect_token(
     source: PhotoSource | None, value: str, stage: int, row: int, column: int, report: LoadReporter | None = None
 ) -> Token:
     """A token's 3 × 3 neighbourhood in the first block of its stage: energies, their mean, and mean − centre."""
-    choice = find_choice(value)
     try:
         stage, row, column = int(stage), int(row), int(column)
     except (TypeError, ValueError):
@@ -101,8 +100,9 @@ def inspect_token(
         ) from None
     if stage not in ALL_STAGES:
         raise ExplorerError(f"stages are numbered 1 to {len(ALL_STAGES)}; got {stage}")
-    pixels = model_input(photo_from(source), choice.variant)
-    model = MODELS.get(choice, report)
+    photo = photo_from(source)
+    choice, model = loaded_model(value, report)
+    pixels = model_input(photo, model.variant)
     x = first_block_input(model, pixels, stage)
     height, width = x.shape[-2:]
     if not (0 <= row < height and 0 <= column < width):

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from poolformer.explorer.cache import MODELS, status_line
-from poolformer.explorer.catalogue import ModelChoice, find_choice
+from poolformer.explorer.cache import loaded_model, status_line
+from poolformer.explorer.catalogue import ModelChoice
 from poolformer.explorer.common import (
     ALL_STAGES,
     LoadReporter,
@@ -64,9 +64,9 @@ def stage_view(number: int, model: PoolFormer, features: torch.Tensor, mixer_out
 @torch.inference_mode()
 def predict(source: PhotoSource | None, value: str, report: LoadReporter | None = None) -> Prediction:
     """Top-5 and a per-stage look inside the network, for one photo and one model."""
-    choice = find_choice(value)
-    pixels = model_input(photo_from(source), choice.variant)
-    model = MODELS.get(choice, report)
+    photo = photo_from(source)
+    choice, model = loaded_model(value, report)
+    pixels = model_input(photo, model.variant)
     logits, stage_outputs, mixer_outputs = model.forward_with_mixer_views(pixels)
     stages = [
         stage_view(number, model, features, mixed)

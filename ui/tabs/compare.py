@@ -36,9 +36,10 @@ def run_compare(photo: dict[str, Any] | None, progress: gr.Progress = gr.Progres
 def build(shared: Shared) -> None:
     with gr.Tab("Compare variants", id="compare"):
         gr.Markdown(
-            "The photo through **every model whose weights are on this machine** (bundled, or official "
-            "weights in the local Hugging Face cache). Top-1 is the paper's ImageNet figure for official weights and our "
-            "measured val accuracy for bundled ones. Latency is the median of "
+            "The photo through **every model whose weights are on this machine** (bundled, official weights in "
+            "the local Hugging Face cache, and models added to this app). Top-1 is the paper's ImageNet figure for "
+            "official weights, our measured val accuracy for bundled ones, and the held-out accuracy a fine-tune "
+            "recorded. Latency is the median of "
             f"{explorer.TIMED_RUNS} forward passes on **{explorer.DEVICE.type}**, batch 1."
         )
         compare_button = gr.Button("Compare", variant="primary", elem_id="compare-button")

@@ -2,15 +2,19 @@
 
     python benchmarks/app_latency.py [--endpoints ...] [--calls 20] [--rounds 3] [--browser-runs 5] [--starts 3]
 
-- endpoints: /predict, /ablate, /architecture and /explain of `python app.py` (bundled S12, warm; also with
-  torch threads on all cores) through gradio_client with download_files=False (a browser fetches the pictures
-  in parallel; the client would fetch them one by one), interleaved call by call with the floor:
-  benchmarks/echo_app.py, the same app answering with outputs computed once at start. app − floor is what our
-  own code costs per request.
+- endpoints: /predict, /ablate, /compare, /architecture and /explain of `python app.py` (bundled S12, warm,
+  its CPU sessions built: poolformer/fast_cpu.py), of the same app with that fast path off
+  (POOLFORMER_FAST_CPU=0, "eager": the app as it was before issue 18), and of the app with torch threads on
+  all cores, through gradio_client with download_files=False (a browser fetches the pictures in parallel; the
+  client would fetch them one by one), interleaved call by call with the floor: benchmarks/echo_app.py, the
+  same app answering with outputs computed once at start. app − floor is what our own code costs per request;
+  app / floor and eager / app are the ratios issue 18 sets targets for. /compare runs the two bundled models.
 - browser: headless Chromium uploads the photo on a fresh visit, waits a second as a visitor would, presses
   Predict; time until the fourth stage picture is decoded, app and floor alike.
-- start: `python app.py` until the page answers HTTP 200.
-Targets (issue 8): /predict ≤ floor + 70 ms, /ablate ≤ floor + 130 ms, start ≤ 4.5 s.
+- start: `python app.py` until the page answers HTTP 200, with the fast path and without, alternately; and
+  from the start until the default model's session is built (the log says when).
+Targets (issues 8 and 18): /predict ≤ floor + 70 ms and ≤ 1.3 × floor, /ablate ≤ floor + 130 ms, /compare ≥ 1.5 ×
+faster than eager, start ≤ 4.5 s and no slower than eager.
 """
 
 from __future__ import annotations
@@ -40,9 +44,15 @@ PHOTO = REPO / "assets" / "examples" / "cat.jpg"
 # /sanity and /faithfulness (issue 19) run seven Grad-CAM passes and ~40 forward passes: seconds, not milliseconds,
 # so they are timed only when asked for (--endpoints /explain /sanity /faithfulness).
 ENDPOINT_BUDGET_MS: dict[str, int | None] = {
-    "/predict": 70, "/ablate": 130, "/architecture": None, "/explain": None, "/sanity": None, "/faithfulness": None,
+    "/predict": 70, "/ablate": 130, "/compare": None, "/architecture": None, "/explain": None, "/sanity": None,
+    "/faithfulness": None,
 }  # fmt: skip
-DEFAULT_ENDPOINTS = ["/predict", "/ablate", "/architecture", "/explain"]
+DEFAULT_ENDPOINTS = ["/predict", "/ablate", "/compare", "/architecture", "/explain"]
+PREDICT_FLOOR_RATIO = 1.3  # /predict's time over the floor's (issue 18)
+COMPARE_SPEED_UP = 1.5  # /compare: eager's time over the fast path's (issue 18)
+FAST_PATH_OFF = {"POOLFORMER_FAST_CPU": "0"}
+BUNDLED_MODELS = 2  # sessions to wait for: /compare loads both bundled models
+SESSION_READY = "ONNX Runtime passes for"  # poolformer/fast_cpu.py's log line once a session serves (or failed)
 HUMAN_PAUSE_MS = 1000  # between the upload and the click, as a visitor would (the upload redraws the diagram)
 START_TARGET_S = 4.5
 
@@ -78,24 +88,44 @@ ALL_CORES = os.cpu_count() or 1
 
 @contextmanager
 def app_and_floor(scratch: Path) -> Iterator[dict[str, str]]:
-    """The URLs of `python app.py` as it starts, of the app with torch threads on every core, and of the floor.
+    """The URLs of `python app.py` as it starts, of the app with the CPU fast path off, of the app with torch
+    threads on every core, and of the floor.
 
-    All offline with the bundled models. The second app shows the trade app.py's torch_threads_per_request makes:
-    more threads speed up one request on idle cores, but every operation waits for all of them.
+    All offline with the bundled models. The third app shows the trade app.py's torch_threads_per_request makes:
+    more threads speed up one request on idle cores, but every operation waits for all of them. Yields once every
+    app has built its sessions for both bundled models.
     """
     with (
         app_server(BUNDLED_DIR, folder(scratch, "app")) as (app_url, _),
+        app_server(BUNDLED_DIR, folder(scratch, "app-eager"), env=FAST_PATH_OFF) as (eager_url, _),
         app_server(BUNDLED_DIR, folder(scratch, "app-all-cores"), env={"OMP_NUM_THREADS": str(ALL_CORES)}) as (
             all_cores_url,
             _,
         ),
         app_server(BUNDLED_DIR, folder(scratch, "floor"), script="benchmarks/echo_app.py") as (floor_url, _),
     ):
-        yield {"app": app_url, f"app, {ALL_CORES} threads": all_cores_url, "floor": floor_url}
+        for url in (app_url, all_cores_url):
+            endpoint_call(url, "/compare")()  # loads the second bundled model, whose session then builds
+        for name in ("app", "app-all-cores"):
+            for line in wait_for_sessions(folder(scratch, name) / "app.log", BUNDLED_MODELS):
+                say(f"  {name}: {line}")
+        yield {"app": app_url, "app, eager": eager_url, f"app, {ALL_CORES} threads": all_cores_url, "floor": floor_url}
+
+
+def wait_for_sessions(log: Path, count: int, timeout_s: float = 300) -> list[str]:
+    """The app log's session lines (built or failed, with the time it took) once there are `count` of them."""
+    deadline = time.perf_counter() + timeout_s
+    while True:
+        lines = [line.split(": ", 1)[-1] for line in log.read_text().splitlines() if SESSION_READY in line]
+        if len(lines) >= count or time.perf_counter() > deadline:
+            return lines or [f"no session line in {log.name} after {timeout_s:.0f} s"]
+        time.sleep(0.5)
 
 
 def endpoint_call(url: str, endpoint: str) -> Callable[[], object]:
     client = Client(url, verbose=False, download_files=False)
+    if endpoint == "/compare":  # every model on the machine: it takes the photo only
+        return lambda: client.predict(handle_file(PHOTO), api_name=endpoint)
     return lambda: client.predict(handle_file(PHOTO), BUNDLED_MODEL, api_name=endpoint)
 
 
@@ -105,8 +135,10 @@ def endpoints_section(urls: dict[str, str], endpoints: list[str], calls: int, ro
         budget = ENDPOINT_BUDGET_MS[endpoint]
         calls_by_name = {name: endpoint_call(url, endpoint) for name, url in urls.items()}
         overheads: dict[str, list[float]] = {name: [] for name in urls if name != "floor"}
+        ratio_samples: list[dict[str, float]] = []
         for round_number in range(1, rounds + 1):
             samples = interleaved_ms(calls_by_name, calls, warmup)
+            ratio_samples.append({name: statistics.median(times) for name, times in samples.items()})
             floor_ms = statistics.median(samples["floor"])
             figures = [f"floor {floor_ms:4.0f} ms (p95 {p95(samples['floor']):4.0f})"]
             for name in overheads:
@@ -119,6 +151,22 @@ def endpoints_section(urls: dict[str, str], endpoints: list[str], calls: int, ro
         for name, values in overheads.items():
             target = f" · target ≤ floor + {budget} ms: {verdict(statistics.median(values), budget)}" if budget else ""
             say(f"  {endpoint} {name}: app − floor {spread(values, 'ms', sign='+')}{target}")
+        say(f"  {endpoint} ratios, median over rounds: " + ratios(endpoint, ratio_samples))
+
+
+def ratios(endpoint: str, rounds: list[dict[str, float]]) -> str:
+    """app / floor for each server, and eager / app (how much faster the fast path made it), with verdicts."""
+    parts = []
+    for name in rounds[0]:
+        if name != "floor":
+            over_floor = statistics.median(medians[name] / medians["floor"] for medians in rounds)
+            target = f" (target ≤ {PREDICT_FLOOR_RATIO}: {verdict(over_floor, PREDICT_FLOOR_RATIO)})"
+            parts.append(f"{name} / floor {over_floor:.2f}" + (target if endpoint == "/predict" and name == "app" else ""))
+    speed_up = statistics.median(medians["app, eager"] / medians["app"] for medians in rounds)
+    met = "meets" if speed_up >= COMPARE_SPEED_UP else "MISSES"
+    target = f" (target ≥ {COMPARE_SPEED_UP}: {met})" if endpoint == "/compare" else ""
+    parts.append(f"eager / app {speed_up:.2f}{target}")
+    return " · ".join(parts)
 
 
 # Starts timing on the click itself and stops once the fourth stage picture is decoded (polled every frame).
@@ -178,14 +226,21 @@ def browser_section(urls: dict[str, str], runs: int) -> None:
 
 
 def start_section(scratch: Path, starts: int) -> None:
-    seconds = []
+    """Starts with the fast path and without, alternately; and how long after the start the session served."""
+    seconds: dict[str, list[float]] = {"fast path": [], "eager": []}
     for number in range(starts):
-        started = time.perf_counter()
-        with app_server(BUNDLED_DIR, folder(scratch, f"start-{number}")):
-            seconds.append(time.perf_counter() - started)
+        for name, env in (("fast path", None), ("eager", FAST_PATH_OFF))[:: 1 if number % 2 == 0 else -1]:
+            started = time.perf_counter()
+            scratch_folder = folder(scratch, f"start-{number}-{name.replace(' ', '-')}")
+            with app_server(BUNDLED_DIR, scratch_folder, env=env):
+                seconds[name].append(time.perf_counter() - started)
+                if name == "fast path":
+                    session = wait_for_sessions(scratch_folder / "app.log", 1)[0]
+                    say(f"  start {number + 1}: {time.perf_counter() - started:.1f} s to a built session ({session})")
+    fast, eager = (statistics.median(values) for values in seconds.values())
     say(
-        f"  python app.py → HTTP 200: {spread(seconds, 's', 2)} · "
-        f"target ≤ {START_TARGET_S} s: {verdict(statistics.median(seconds), START_TARGET_S)}"
+        f"  python app.py → HTTP 200: {spread(seconds['fast path'], 's', 2)} · eager {spread(seconds['eager'], 's', 2)} · "
+        f"target ≤ {START_TARGET_S} s: {verdict(fast, START_TARGET_S)} · fast / eager {fast / eager:.2f}"
     )
 
 

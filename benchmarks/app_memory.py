@@ -22,7 +22,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from app_latency import PHOTO, folder, say, verdict  # noqa: E402
+from app_latency import PHOTO, folder, say, verdict, wait_for_sessions  # noqa: E402
 from conftest import BUNDLED_DIR, app_server  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 
@@ -62,11 +62,17 @@ def memory_section(scratch: Path, hub_cache: Path) -> None:
         table = client.predict(handle_file(PHOTO), api_name="/compare")[0]
         took = time.perf_counter() - started
         peak = peak_rss_gb(server.pid)
+        # A model asked for again while cached gets its CPU session built in the background (the default model
+        # does during the warm-up; /compare asks for each model once): the peak once that has happened.
+        sessions = wait_for_sessions(folder(scratch, "memory") / "app.log", 1, timeout_s=240)
+        time.sleep(WARM_UP_SETTLE_S)
+        settled = peak_rss_gb(server.pid)
     say(
         f"  /compare over {len(table['data'])} models ({', '.join(row[0] for row in table['data'])}) "
         f"took {took:.1f} s; "
         f"model cache size {capacity}: peak RSS {peak:.2f} GB (before /compare {before:.2f} GB) · "
-        f"target ≤ {MEMORY_TARGET_GB} GB: {verdict(peak, MEMORY_TARGET_GB)}"
+        f"target ≤ {MEMORY_TARGET_GB} GB: {verdict(peak, MEMORY_TARGET_GB)}; "
+        f"peak with the background CPU sessions built {settled:.2f} GB ({'; '.join(sessions)})"
     )
 
 

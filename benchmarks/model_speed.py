@@ -1,14 +1,18 @@
 """Our PoolFormer against transformers' on the same weights, in the same process: model speed on CPU and CUDA.
 
-    python benchmarks/model_speed.py [--device auto|cpu|cuda] [--variants s12 m36] [--runs 20] [--mode default]
+    python benchmarks/model_speed.py [--device auto|cpu|cuda] [--variants s12 m36] [--runs 20] [--threads 1 2]
+                                     [--mode default]
 
 As a library: `model_speed_rows(device, variants=None, runs=20, ...)` returns the rows this script prints
 (a list of `Row`, each our median time beside transformers' from the same run); benchmarks/speed_report.py
 imports it.
 
-CPU (fp32, batch 1 and 8): our inference twin (`PoolFormer.for_inference()`, what the app and CLI run), our
-plain trainable model, and transformers' PoolFormerForImageClassification, timed in alternation so a noisy
-neighbour hits all three alike. Target: ours <= 0.8x transformers' time.
+CPU (fp32, batch 1 and 8, 1 and 2 torch threads, each quiet and contended): the fast path
+(`PoolFormer.for_inference()` with its ONNX Runtime session built: poolformer/fast_cpu.py, what the app and
+`eval` run), the same twin eager (its session not built), our plain trainable model, and transformers'
+PoolFormerForImageClassification, timed in alternation so a noisy neighbour hits all alike. "Contended" times
+them again with a CPU-bound process pinned to core 0 (a shared Space's neighbour). Each row notes the 1-minute
+load average. Targets (issue 18): the fast path <= 0.6x transformers' time quiet, <= 0.7x contended.
 CUDA: batch 1 fp32 eager, and compiled + CUDA graph (the app's path; poolformer/compiled.py) with its max |Δ|
 from eager; batch 256 bf16: ours compiled with bf16 weights against transformers eager under bf16 autocast
 (and ours eager under autocast). Target: >= 2.2x transformers' throughput.
@@ -18,11 +22,14 @@ from __future__ import annotations
 
 import argparse
 import copy
+import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +46,7 @@ from poolformer.weights import create_model, resolve_device
 
 CPU_VARIANTS = ("s12", "m36")
 CPU_BATCHES = (1, 8)
+CPU_THREADS = (1, 2)
 GPU_BATCH = 256
 
 
@@ -53,6 +61,8 @@ class Row:
     ours_ms: float
     transformers_ms: float
     note: str = ""
+    threads: int = 0  # CPU rows: torch (and ONNX Runtime) intra-op threads
+    contended: bool = False  # CPU rows: timed with a busy process on core 0
 
     @property
     def ratio(self) -> float:
@@ -68,7 +78,8 @@ class Row:
                 f"{self.ours_ms:8.1f} ms vs {self.transformers_ms:8.1f} ms   time ratio {self.ratio:.2f}   "
                 f"{ours:,.{0 if theirs >= 100 else 1}f} vs {theirs:,.{0 if theirs >= 100 else 1}f} img/s ({1 / self.ratio:.2f}x)"
             )
-        return f"{self.variant:4} b{self.batch:<4} {self.precision:5} {self.path:26} {figures}" + (
+        setting = f"{self.threads}t {'busy ' if self.contended else 'quiet'} " if self.threads else ""
+        return f"{self.variant:4} b{self.batch:<4} {self.precision:5} {setting}{self.path:26} {figures}" + (
             f"   {self.note}" if self.note else ""
         )
 
@@ -109,22 +120,63 @@ def emit(rows: list[Row], on_row: RowReport | None, row: Row) -> None:
         on_row(row)
 
 
-def cpu_rows(variants: Sequence[str], batches: Sequence[int], runs: int, on_row: RowReport | None) -> list[Row]:
+@contextmanager
+def busy_neighbour() -> Iterator[None]:
+    """A CPU-bound process pinned to core 0 for as long as the block runs."""
+    spin = subprocess.Popen(
+        [sys.executable, "-c", "import os; os.sched_setaffinity(0, {0})\nwhile True: pass"],
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(0.2)  # running before the timing starts
+        yield
+    finally:
+        spin.kill()
+        spin.wait()
+
+
+def load_note() -> str:
+    return f"load {os.getloadavg()[0]:.1f}"
+
+
+def cpu_rows(
+    variants: Sequence[str], batches: Sequence[int], threads: Sequence[int], runs: int, on_row: RowReport | None
+) -> list[Row]:
     rows = []
-    for variant in variants:
-        plain, reference = same_weights(variant, torch.device("cpu"))
-        folded = plain.for_inference()
-        for batch in batches:
-            x = torch.randn(batch, 3, 224, 224)
-            with torch.inference_mode():
-                ours, theirs, unfolded = paired_medians(
-                    [lambda: folded(x), lambda: reference(x), lambda: plain(x)],
+    default_threads = torch.get_num_threads()
+    try:
+        for count in threads:
+            torch.set_num_threads(count)
+            for variant in variants:
+                for row in cpu_variant_rows(variant, batches, count, runs):
+                    emit(rows, on_row, row)
+    finally:
+        torch.set_num_threads(default_threads)
+    return rows
+
+
+def cpu_variant_rows(variant: str, batches: Sequence[int], threads: int, runs: int) -> Iterator[Row]:
+    plain, reference = same_weights(variant, torch.device("cpu"))
+    eager = plain.for_inference()  # its session never built: the folded twin, eager
+    fast = plain.for_inference()
+    started = time.perf_counter()
+    built = fast.cpu_passes.build(threads)
+    build_note = f"session built in {time.perf_counter() - started:.1f} s" if built else f"NOT BUILT ({fast.cpu_passes.state})"
+    for batch in batches:
+        x = torch.randn(batch, 3, 224, 224)
+        for contended in (False, True):
+            with busy_neighbour() if contended else nullcontext(), torch.inference_mode():
+                served, theirs, ours_eager, unfolded = paired_medians(
+                    [lambda: fast(x), lambda: reference(x), lambda: eager(x), lambda: plain(x)],
                     max(5, runs // batch),
                     torch.device("cpu"),
                 )
-            emit(rows, on_row, Row(variant, batch, "fp32", "eager, inference twin", ours, theirs))
-            emit(rows, on_row, Row(variant, batch, "fp32", "eager, plain model", unfolded, theirs))
-    return rows
+                load = load_note()
+            setting = {"threads": threads, "contended": contended}
+            note = f"{load}, {build_note}" if batch == batches[0] and not contended else load
+            yield Row(variant, batch, "fp32", "ONNX Runtime (fast path)", served, theirs, note, **setting)
+            yield Row(variant, batch, "fp32", "eager, inference twin", ours_eager, theirs, load, **setting)
+            yield Row(variant, batch, "fp32", "eager, plain model", unfolded, theirs, load, **setting)
 
 
 def max_difference(a: object, b: object) -> float:
@@ -216,15 +268,17 @@ def model_speed_rows(
     mode: str = "default",
     graph_variants: Sequence[str] = ("s12",),
     on_row: RowReport | None = None,
+    threads: Sequence[int] = CPU_THREADS,
 ) -> list[Row]:
-    """The benchmark's rows: CPU (s12, m36 at batch 1 and 8 by default) or CUDA (all five variants by default).
+    """The benchmark's rows: CPU (s12, m36 at batch 1 and 8, 1 and 2 threads, quiet and contended, by default)
+    or CUDA (all five variants by default).
 
     `on_row` sees each row as soon as it is measured (CUDA compiles take minutes).
     """
     device = resolve_device(device)
     if device.type == "cuda":
         return cuda_rows(variants or list(VARIANTS), runs, mode, graph_variants, on_row)
-    return cpu_rows(variants or CPU_VARIANTS, CPU_BATCHES, runs, on_row)
+    return cpu_rows(variants or CPU_VARIANTS, CPU_BATCHES, threads, runs, on_row)
 
 
 def main() -> None:
@@ -234,13 +288,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20, help="timed calls per model at batch 1 (fewer for big batches)")
     parser.add_argument("--mode", default="default", help="torch.compile mode for the CUDA batch-256 rows")
     parser.add_argument("--graph-variants", nargs="*", default=["s12"], help="CUDA variants to compile for batch 1")
+    parser.add_argument("--threads", nargs="+", type=int, default=list(CPU_THREADS), help="CPU intra-op thread counts")
     args = parser.parse_args()
     device = resolve_device(args.device)
     print(f"machine: {machine(device)}")
     print("ours vs transformers' PoolFormerForImageClassification, same weights, medians, same run")
     model_speed_rows(
-        device, args.variants, args.runs, args.mode, args.graph_variants, lambda row: print(row.line(), flush=True)
-    )
+        device, args.variants, args.runs, args.mode, args.graph_variants, lambda row: print(row.line(), flush=True),
+        args.threads,
+    )  # fmt: skip
+    print(f"load average at the end: {', '.join(f'{value:.1f}' for value in os.getloadavg())}")
 
 
 if __name__ == "__main__":

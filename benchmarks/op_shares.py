@@ -6,7 +6,7 @@ torch.profiler slows this torch 2.13 CPU build 12-30x, which makes its shares me
 ATen operator instead, from a TorchDispatchMode: the clock runs only inside the operator, so the Python
 around it is not counted, and the sum over operators is compared with the pass's own time. Before/after for
 issue 8: "plain" is our model as trained (the same operators as transformers'), "twin" is
-`PoolFormer.for_inference()`, what the app and CLI run.
+`PoolFormer.for_inference()` run eagerly (its ONNX Runtime session, poolformer/fast_cpu.py, not built).
 """
 
 from __future__ import annotations

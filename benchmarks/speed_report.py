@@ -2,9 +2,12 @@
 
     python benchmarks/speed_report.py [--skip model app memory] [app_latency.py's and app_memory.py's options]
 
-1. model (model_speed.py): our forward against transformers' on the same weights, CPU, and GPU where present;
-2. app (app_latency.py): /predict and /ablate against the same-shape echo floor, median and p95 per round;
-   the browser's click-to-picture time; `python app.py` → HTTP 200;
+1. model (model_speed.py): our forward against transformers' on the same weights, CPU (the ONNX Runtime fast
+   path, our eager twin and plain model; 1 and 2 threads, quiet and with a busy process on core 0), and GPU
+   where present;
+2. app (app_latency.py): /predict, /ablate, /compare, /architecture and /explain against the same-shape echo
+   floor, median and p95 per round, with the CPU fast path and without (POOLFORMER_FAST_CPU=0); the browser's
+   click-to-picture time; `python app.py` → HTTP 200 with and without the fast path, and to a built session;
 3. memory (app_memory.py): peak RSS while /compare runs all five variants from a local HF cache.
 Every ratio and difference is against a peer measured in the same run, as other work may share the machine.
 """

@@ -10,7 +10,8 @@ largest value (measured on an H100 with the bundled S12: at most 7.4e-7 and 1.8e
 `forward_with_mixer_views` included). The bf16 throughput
 path in benchmarks/model_speed.py is approximate by nature; that test checks it keeps the fp32 top-5.
 
-On CPU nothing here is used: compiling is slower there than the folded eager model and takes long.
+On CPU nothing here is used: Inductor's CPU code needs a C++ compiler at run time and took 36-86 s per
+process; the CPU fast path is ONNX Runtime instead (poolformer/fast_cpu.py).
 """
 
 from __future__ import annotations

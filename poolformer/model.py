@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from poolformer.fast_cpu import CpuPasses, MixerViews
 from poolformer.mixers import NUM_STAGES, TOKEN_MIXERS, MixerSite, Pooling, RandomMixing, resolve_token_mixers
 
 M = TypeVar("M", bound=nn.Module)
@@ -301,11 +302,15 @@ class PoolFormer(nn.Module):
         It shares every parameter except the downsampling convolutions' weights, which it keeps one
         channels-last copy of (a few MB): oneDNN would otherwise re-lay them out on every call. Its outputs equal
         this model's up to float rounding (tests/test_parity.py holds both to transformers). The app and the
-        CLI build one per loaded model (on CUDA they then compile it: poolformer/compiled.py).
+        CLI build one per loaded model; on CPU it comes as a `CpuServedPoolFormer`, whose ONNX Runtime session
+        they build (poolformer/fast_cpu.py), on CUDA they compile it (poolformer/compiled.py).
         """
         twin = self._with_blocks(lambda stage, block, index: _folded(block))
         for stage in twin.stages:  # copies already, so the model's own stages are untouched
             stage._modules["downsample"] = _with_channels_last_weights(stage.downsample)
+        if self.head.fc.weight.device.type == "cpu":  # the session exports the model as it is (made plain)
+            twin = shallow_copy(twin, CpuServedPoolFormer)
+            twin.cpu_passes = CpuPasses(shallow_copy(self, PoolFormer), self.weights_source)
         return twin
 
     def _with_blocks(self, make_block: Callable[[int, nn.Module, int], nn.Module]) -> PoolFormer:
@@ -322,6 +327,20 @@ class PoolFormer(nn.Module):
                 block_index += 1
             twin.stages._modules[str(i)] = stage
         return twin
+
+
+class CpuServedPoolFormer(PoolFormer):
+    """The CPU inference twin: ONNX Runtime serves its as-trained passes once `cpu_passes` is built, eager runs
+    the rest (and all before); twins made from it (`with_token_mixers`) are plain, eager PoolFormers."""
+
+    cpu_passes: CpuPasses
+
+    def forward_with_stages(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        served = self.cpu_passes(x)
+        return super().forward_with_stages(x) if served is None else (served[0], served[1])
+
+    def forward_with_mixer_views(self, x: torch.Tensor) -> MixerViews:
+        return self.cpu_passes(x) or super().forward_with_mixer_views(x)
 
 
 def _has_parameters(make_mixer: Callable[[MixerSite], nn.Module], dim: int) -> bool:

@@ -92,5 +92,5 @@ def test_twin_gradients_match_the_model(s12: PoolFormer, images: torch.Tensor) -
 
 
 def test_compiling_is_off_on_cpu() -> None:
-    """CI never compiles: on CPU the folded eager model is the fast path."""
+    """CI never compiles: on CPU the fast path is ONNX Runtime (tests/test_fast_cpu.py), not torch.compile."""
     assert not compiling_pays_off(torch.device("cpu"))

@@ -70,7 +70,10 @@ def test_filter_view_filters_the_crop_and_shows_the_models_own_stage1_map() -> N
     expected = torch.nn.AvgPool2d(3, 1, 1, count_include_pad=False)(pixels) - pixels
     np.testing.assert_allclose(result.filtered, expected[0].permute(1, 2, 0).numpy(), atol=1e-12)
     prediction = explorer.predict(CAT, BUNDLED_MODEL)
-    np.testing.assert_array_equal(result.stage1_change, prediction.stages[0].mixer_change)
+    # The same map: drawn eagerly here, by the CPU fast path in /predict once its session is built (within
+    # 1e-5 of the map's scale: poolformer/fast_cpu.py); identical while both run eagerly.
+    scale = float(np.abs(prediction.stages[0].mixer_change).max())
+    np.testing.assert_allclose(result.stage1_change, prediction.stages[0].mixer_change, rtol=0, atol=1e-5 * scale)
     photo, filtered = filter_pictures(result)
     assert photo.size == filtered.size == (PHOTO_SIZE, PHOTO_SIZE)
     shown = np.asarray(filtered, dtype=np.float64)

@@ -12,7 +12,7 @@ from poolformer.compiled import compile_in_background, compiling_pays_off
 from poolformer.explorer.catalogue import ModelChoice, find_choice
 from poolformer.explorer.common import DEVICE, LoadReporter
 from poolformer.explorer.downloads import DOWNLOADS
-from poolformer.model import PoolFormer
+from poolformer.model import CpuServedPoolFormer, PoolFormer
 from poolformer.weights import create_model
 
 
@@ -22,8 +22,11 @@ class ModelCache:
     Each model has its own loading lock, so two visitors asking for the same model load it once,
     while a slow load never blocks visitors of models already in the cache. Hub weights that are
     not on disk yet are fetched by DOWNLOADS, waited for outside any lock and for a bounded time.
-    Models are stored as their folded inference twins; on CUDA a compiled twin (poolformer/compiled.py)
-    replaces one once it has been built in the background, so compiling never delays an answer.
+    Models are stored as their inference twins; on CUDA a compiled twin (poolformer/compiled.py) replaces one
+    once it has been built in the background, so compiling never delays an answer. On CPU the twin's ONNX
+    Runtime session (poolformer/fast_cpu.py) is built in the background the second time a model is asked for
+    while cached, and the twin switches to it by itself: a session holds 1.4-2.2x the weights again, and a
+    /compare sweep that loads each model once (most then evicted) would otherwise build one for every model.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -35,6 +38,8 @@ class ModelCache:
     def get(self, choice: ModelChoice, report: LoadReporter | None = None) -> PoolFormer:
         model, loading = self._cached(choice.value)
         if model is not None:
+            if isinstance(model, CpuServedPoolFormer):  # asked for again while cached: worth its session now
+                model.cpu_passes.build_in_background()  # (only the first time)
             return model
         if choice.repo is not None:
             DOWNLOADS.fetch(choice.repo, report, rules=choice.rules)

@@ -19,17 +19,24 @@ import threading
 
 import gradio as gr
 import torch
+from starlette.middleware import Middleware
 
 from poolformer import explorer
 from poolformer.weights import WeightsError
 from ui import sidebar, tour
 from ui.server import (
+    MAX_REQUEST_BODY,
     MAX_UPLOAD_SIZE,
     MODEL_RUNS_AT_ONCE,
     QUEUE_SIZE,
+    SESSIONS_KEPT,
     TEMP_FILE_SWEEP,
+    RequestBodyLimit,
+    bound_malloc_retention,
     cache_pictures_atomically,
     never_served,
+    share_model_run_slots,
+    sweep_temp_files_safely,
     torch_threads_per_request,
 )
 from ui.tabs import ablation, about, compare, metaformer, pooling, predict, where_it_looks
@@ -97,16 +104,18 @@ def warm_up(model: str) -> None:
 def serve(app: gr.Blocks) -> None:
     """Start serving with the public-server settings of ui/server.py; returns at once (benchmarks/echo_app.py serves so too)."""
     cache_pictures_atomically()
-    for event in app.fns.values():  # every API endpoint, present and future, in one pool of model runs
-        if event.api_visibility == "public":
-            event.concurrency_id = "model runs"
-    app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=MODEL_RUNS_AT_ONCE)
+    sweep_temp_files_safely()
+    share_model_run_slots(app)
+    # api_open=False: a queued event can't be called around the queue by a plain POST to /run/<name>.
+    app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=MODEL_RUNS_AT_ONCE, api_open=False)
     app.launch(
+        app_kwargs={"middleware": [Middleware(RequestBodyLimit, limit=MAX_REQUEST_BODY)]},
         theme=THEME,
         css=CSS,
         max_file_size=MAX_UPLOAD_SIZE,
         enable_monitoring=False,  # /monitoring/summary would otherwise be open to anyone
         blocked_paths=never_served(),
+        state_session_capacity=SESSIONS_KEPT,
         prevent_thread_lock=True,
     )
 
@@ -131,6 +140,7 @@ def add_models(argv: list[str] | None = None) -> None:
 
 
 def main() -> None:
+    bound_malloc_retention()
     add_models()
     torch.set_num_threads(torch_threads_per_request())
     logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")

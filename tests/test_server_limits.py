@@ -11,13 +11,14 @@ import http.server
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx  # gradio's own HTTP client
 import pytest
-from conftest import BUNDLED_MODEL, REPO, SERVER_PIDS
+from app_calls import CALLS, comparable_predict
+from conftest import BUNDLED_DIR, BUNDLED_MODEL, REPO, SERVER_PIDS, running_app
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
@@ -122,41 +123,58 @@ def test_expected_failures_reach_the_visitor_as_their_own_line(
     assert expected in one_line(error)
 
 
+# --- cheap to send, costly to serve ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "api_name", "expected"),
+    [
+        ((handle_file(CAT), BUNDLED_MODEL, 1, 10**100, 0), "/token", "has 56 × 56 tokens"),
+        ((handle_file(CAT), BUNDLED_MODEL, 1, "9" * 5000, 0), "/token", "whole numbers"),  # over int()'s 4300 digits
+        ((handle_file(CAT), BUNDLED_MODEL, "c" * 4000), "/predict", "unknown colour scale"),
+        ((handle_file(CAT), BUNDLED_MODEL, "x" * 4000), "/explain", "at most 200"),
+        ((handle_file(CAT), ["s12"] * 1000), "/predict", "the model must be text"),
+        ((handle_file(CAT), BUNDLED_MODEL, [1, 2, 3, 4] * 100), "/ablate", "at most 4 numbers"),
+        ((handle_file(CAT), BUNDLED_MODEL, [1], *[10**100] * 4), "/ablate", "each 3, 5 or 7"),
+    ],
+    ids=["huge-row", "long-number", "long-colour-scale", "long-class-name", "model-list", "stage-list", "huge-pool"],
+)
+def test_outlandish_values_get_a_short_one_line_refusal(
+    client: Client, arguments: tuple, api_name: str, expected: str
+) -> None:
+    """Refused in one line that quotes at most a few dozen characters of what was sent."""
+    with pytest.raises(AppError) as error:
+        client.predict(*arguments, api_name=api_name)
+    assert expected in one_line(error) and len(str(error.value)) < 200
+
+
+def test_request_bodies_over_64_kb_are_refused_before_they_are_read(app_url: str) -> None:
+    """The JSON of a call is under 2 KB; uploads have their own limit (above)."""
+    body = b'{"data": [' + b"1, " * 30_000 + b'1], "fn_index": 0, "session_hash": "x"}'
+    refused = httpx.post(f"{app_url}gradio_api/queue/join", content=body, timeout=30)
+    assert refused.status_code == 413 and "64 KB" in refused.text
+
+
+def test_queued_endpoints_cannot_be_called_around_the_queue(app_url: str) -> None:
+    """A plain POST to /run/<name> would skip the queue and its two model-run slots (Gradio allows it off Spaces)."""
+    direct = httpx.post(f"{app_url}gradio_api/run/predict", json={"data": [None, None, "map"]}, timeout=30)
+    assert direct.status_code == 404 and "join the queue" in direct.text
+
+
+def test_every_queued_event_but_model_loading_shares_the_two_model_run_slots() -> None:
+    import app  # builds nothing on import; build_app() lays the page out without serving it
+    from ui.server import MODEL_LOADING, MODEL_RUNS, share_model_run_slots
+
+    page = app.build_app()
+    share_model_run_slots(page)
+    queued = [event for event in page.fns.values() if event.queue]
+    assert {event.concurrency_id for event in queued} == {MODEL_RUNS, MODEL_LOADING}
+    assert [event.fn.__name__ for event in queued if event.concurrency_id == MODEL_LOADING] == ["select_model"]
+    token_clicks = [event for event in queued if event.fn.__name__ == "inspect_click"]
+    assert len(token_clicks) == 4 and all(event.concurrency_id == MODEL_RUNS for event in token_clicks)
+
+
 # --- 48 visitors at once ---------------------------------------------------------------------------
-
-
-def top5(label: dict) -> list[tuple[str, float]]:
-    return [(entry["label"], round(entry["confidence"], 5)) for entry in label["confidences"]]
-
-
-def comparable_predict(outputs: tuple) -> Any:
-    return top5(outputs[0]), outputs[1:-1:2]  # the labels and the stage headings (pictures are drawn from them)
-
-
-def comparable_ablate(outputs: tuple) -> Any:
-    return top5(outputs[0]), top5(outputs[1]), outputs[3], top5(outputs[4])
-
-
-def comparable_compare(outputs: tuple) -> Any:
-    table = outputs[0]
-    latency = table["headers"].index("latency (ms)")
-    return [row[:latency] + row[latency + 1 :] for row in table["data"]]  # latency is measured anew each time
-
-
-def comparable_text(position: int) -> Callable[[tuple], Any]:
-    """The Markdown output at `position`: the numbers it reports are the answer."""
-    return lambda outputs: outputs[position]
-
-
-# Every public endpoint: (api name, arguments, what of its answer must equal the sequential answer).
-CALLS: list[tuple[str, tuple, Callable[[tuple], Any]]] = [
-    ("/predict", (BUNDLED_MODEL,), comparable_predict),
-    ("/ablate", (BUNDLED_MODEL, [3, 4]), comparable_ablate),
-    ("/compare", (), comparable_compare),
-    ("/mixer_filter", (BUNDLED_MODEL,), comparable_text(2)),
-    ("/token", (BUNDLED_MODEL, 2, 5, 9), comparable_text(1)),
-    ("/architecture", (BUNDLED_MODEL,), lambda svg: svg),  # one output: the diagram itself
-]
 
 
 def resident_mb(pid: int, field: str) -> float:
@@ -172,7 +190,8 @@ def test_48_simultaneous_visitors_are_answered_correctly_or_told_to_try_again(ap
     pid = SERVER_PIDS[app_url]
     rss_before = resident_mb(pid, "VmRSS")
 
-    visitors = [Client(app_url, verbose=False, download_files=False) for _ in range(CLIENTS)]
+    # Setting up 48 clients is not what is under test: give each a patient connection on a busy machine.
+    visitors = [Client(app_url, verbose=False, download_files=False, httpx_kwargs={"timeout": 60}) for _ in range(CLIENTS)]
     start = threading.Barrier(CLIENTS)
     outcomes: list[tuple[str, Any, float]] = [("", None, 0.0)] * CLIENTS
 
@@ -214,3 +233,34 @@ def test_48_simultaneous_visitors_are_answered_correctly_or_told_to_try_again(ap
     )
     assert rss_after - rss_before < RSS_GROWTH_LIMIT_MB
     assert comparable_predict(client.predict(handle_file(CAT), api_name="/predict")) == sequential[0]  # still up
+
+
+# --- the temp-file sweep under concurrent uploads ------------------------------------------------------
+
+
+def test_the_temp_file_sweep_keeps_deleting_while_uploads_pour_in(tmp_path: Path) -> None:
+    """Gradio's own sweep stops for good at the first upload that lands while it walks its file sets (issue 17);
+    ours must go on: after four clients upload for 20 s, no upload is older than the sweep lets it get. (Without
+    the fix this failed with 590 of 661 uploads kept, the oldest 12 s old.)"""
+    frequency, age = 1, 3
+    with running_app(BUNDLED_DIR, tmp_path, env={"POOLFORMER_TEMP_FILE_SWEEP": f"{frequency},{age}"}) as url:
+        stop_at = time.monotonic() + 20
+        sent = [0] * 4
+
+        def upload(index: int) -> None:
+            with httpx.Client() as http:
+                while time.monotonic() < stop_at:
+                    sent[index] += 1
+                    body = f"upload {index}-{sent[index]}".encode()
+                    response = http.post(f"{url}gradio_api/upload", files={"files": (f"u{index}-{sent[index]}.bin", body)})
+                    assert response.status_code == 200
+
+        threads = [threading.Thread(target=upload, args=(index,)) for index in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        now = time.time()
+        ages = [now - path.stat().st_ctime for path in (tmp_path / "gradio").rglob("u*.bin")]
+    assert sum(sent) > 200  # the sweep ran into uploads many times
+    assert max(ages, default=0) < age + frequency + 5, f"{len(ages)} uploads kept, the oldest {max(ages):.0f} s old"

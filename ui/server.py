@@ -1,17 +1,21 @@
-"""The public server's settings: upload size, model runs at once, queue length, temp-file sweep, served paths.
+"""The public server's settings: upload and request size, model runs at once, queue length, sessions kept,
+temp-file sweep, served paths.
 
 Each number is explained in the README's "Deploying as a Space"; `app.serve` applies them.
 """
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from gradio import processing_utils
+from gradio import processing_utils, route_utils
 
 from poolformer import hub
 
@@ -22,14 +26,55 @@ MAX_UPLOAD_SIZE = os.environ.get("POOLFORMER_MAX_UPLOAD", "20mb")
 # its share of the cores (torch_threads_per_request), so two runs side by side don't wait on each other; the
 # second keeps one slow call (compare over every model, a Hub download being waited for) from holding up
 # everybody behind it.
-# The picker's model loading keeps its own slots, and page loads and progress ticks bypass the queue.
+# Every queued event that computes (token clicks and colour-scale redraws too) shares them; only the picker's
+# model loading keeps its own slots (MODEL_LOADING: a download may hold one for 20 s), and page loads and
+# progress ticks bypass the queue.
 MODEL_RUNS_AT_ONCE = 2
+MODEL_RUNS, MODEL_LOADING = "model runs", "model loading"  # the two concurrency groups
 # Calls waiting at once, over all events; the next one is told the queue is full and to try again. 48 visitors
 # mixing every endpoint were served at about 3 calls/s on a shared 2-core CPU: a full queue drains in 10–15 s.
 QUEUE_SIZE = 32
+# Request bodies other than uploads: a call's JSON is under 2 KB, so 64 KB is room enough, while nobody can make
+# the server parse (and our messages echo) megabytes of stage lists or class names.
+MAX_REQUEST_BODY = 64 * 1024
+# Visitors whose page state Gradio keeps (its own copy of the page's settings, 0.3 MB, and the last prediction,
+# 0.3 MB), the longest unseen forgotten first. Gradio's default, 10,000, would let the state of that many visits
+# (or of requests naming made-up sessions) grow to 6 GB; a forgotten visitor's token clicks ask for Predict again.
+SESSIONS_KEPT = 300
 # Every hour, delete uploads and outputs older than an hour: nobody needs them once the page has shown them.
 # POOLFORMER_TEMP_FILE_SWEEP="FREQUENCY,AGE" (seconds) changes it.
 TEMP_FILE_SWEEP = tuple(int(part) for part in os.environ.get("POOLFORMER_TEMP_FILE_SWEEP", "3600,3600").split(","))
+
+
+# glibc's malloc, as MALLOC_ARENA_MAX and MALLOC_MMAP_THRESHOLD_ would set it. By default it keeps up to 8 arenas
+# per core (one per thread that allocates) and, after the first big buffer is freed, serves buffers up to 32 MB
+# from them rather than from the kernel, so freed tensors and pictures stay in the process. benchmarks/soak.py
+# (600 or 400 calls, 4 clients, a new visitor every 10 calls): default 839 -> 1,363 MB and still climbing;
+# 2 arenas 711 -> 902 MB; a fixed 128 KB mmap threshold 584 -> 664 MB. Both are set here (README, Deploying).
+MALLOC_SETTINGS = {-8: 2, -3: 128 * 1024}  # mallopt's M_ARENA_MAX, M_MMAP_THRESHOLD (glibc's malloc.h)
+MALLOC_VARIABLES = ("MALLOC_ARENA_MAX", "MALLOC_MMAP_THRESHOLD_")
+
+
+def bound_malloc_retention() -> None:
+    """Apply MALLOC_SETTINGS before the server's threads start, unless the environment sets glibc's own variables;
+    elsewhere (macOS, musl) there is nothing to do."""
+    if any(variable in os.environ for variable in MALLOC_VARIABLES):
+        return
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return
+    for parameter, value in MALLOC_SETTINGS.items():
+        mallopt(parameter, value)
+
+
+def share_model_run_slots(page: Any) -> None:
+    """Put every queued event of `page` (a gr.Blocks), present and future, into the MODEL_RUNS group, except
+    the ones already in MODEL_LOADING: without it each event had slots of its own, so token clicks on the four
+    stage maps could run eight model passes beside the two of the API."""
+    for event in page.fns.values():
+        if event.queue and event.concurrency_id != MODEL_LOADING:
+            event.concurrency_id = MODEL_RUNS
 
 
 def never_served() -> list[str]:
@@ -74,3 +119,63 @@ def cache_pictures_atomically() -> None:
         return str(path)
 
     processing_utils.save_pil_to_cache = save_pil_to_cache  # Gradio's components call it through the module
+
+
+def sweep_temp_files_safely() -> None:
+    """Make Gradio's temp-file sweep (`delete_cache`) survive uploads that arrive while it runs.
+
+    Gradio 6.31 walks each of its sets of temporary files while requests add to them; an upload during the walk
+    raises "Set changed size during iteration", which ends the sweeping task for good, so the folder then grows
+    without bound (four clients uploading for a minute: 17,000 files kept, none deleted after the first
+    seconds). This sweep walks a snapshot of each set, and one failed deletion never stops the schedule.
+    """
+
+    def delete_files_created_by_app(blocks: Any, age: float | None) -> None:
+        kept = set().union(*(getattr(block, "keep_in_cache", set()) for block in list(blocks.blocks.values())))
+        now = time.time()
+        for files in list(blocks.temp_file_sets):
+            gone = set()
+            for path in list(files):  # a snapshot: requests go on adding to the set meanwhile
+                if path in kept:
+                    continue
+                try:
+                    if age is None or now - os.lstat(path).st_ctime > age:
+                        os.remove(path)
+                        gone.add(path)
+                except FileNotFoundError:
+                    gone.add(path)
+                except OSError as error:
+                    logging.getLogger("poolformer").warning("temp-file sweep: %s", error)
+            files.difference_update(gone)
+
+    route_utils.delete_files_created_by_app = delete_files_created_by_app  # looked up there at every sweep
+
+
+class RequestBodyLimit:
+    """ASGI middleware: a request body (other than an upload, which `max_file_size` bounds) over `limit` bytes is
+    answered with HTTP 413 before it is read, or cut off as soon as a body without a declared length passes it."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"].rstrip("/").endswith("/upload"):
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.limit:
+            return await too_large(send, self.limit)
+        received = 0
+
+        async def receive_within_limit() -> dict:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            return {"type": "http.disconnect"} if received > self.limit else message
+
+        return await self.app(scope, receive_within_limit, send)
+
+
+async def too_large(send: Any, limit: int) -> None:
+    body = f"request body over {limit // 1024} KB; photos go through the upload route".encode()
+    await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"text/plain")]})
+    await send({"type": "http.response.body", "body": body})

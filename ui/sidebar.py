@@ -10,6 +10,7 @@ import gradio as gr
 
 from poolformer import explorer
 from poolformer.weights import WeightsError
+from ui.server import MODEL_LOADING
 from ui.shared import Shared, reporter
 
 # Cathedrals first: "church" is one of the bundled default model's ten classes, so a first-time
@@ -118,7 +119,9 @@ def build(page: gr.Blocks) -> Shared:
         status = gr.Markdown("Weights load on first use…", elem_id="status")
         download_timer = gr.Timer(DOWNLOAD_POLL_S, active=False)
 
-    model_selected = model.change(select_model, [model], [card, status], api_visibility="private")
+    model_selected = model.change(
+        select_model, [model], [card, status], api_visibility="private", concurrency_id=MODEL_LOADING
+    )
     # Cheap page events bypass the queue, so a full queue never leaves a page without its picker or progress.
     page.load(open_page, None, [model, download_timer], api_visibility="private", queue=False)  # then .change
     download_timer.tick(

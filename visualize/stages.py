@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from poolformer.explorer import ExplorerError, StageView
+from poolformer.explorer import ExplorerError, StageView, shown
 from visualize.maps import (
     GRID_SIZE,
     PHOTO_SIZE,
@@ -65,20 +65,25 @@ def channel_maps(stage: StageView) -> list[np.ndarray]:
     return [channel for _, channel in stage.top_channels]
 
 
+def check_colour_scale(colour_scale: object) -> None:
+    """Refuse an unknown colour scale (from the API) in one line, before any model runs for it."""
+    if not isinstance(colour_scale, str) or colour_scale not in COLOUR_SCALES:
+        raise ExplorerError(f"unknown colour scale {shown(colour_scale)}; choose one of: {', '.join(COLOUR_SCALES)}")
+
+
 def stage_ranges(stages: Sequence[StageView], colour_scale: str = DEFAULT_COLOUR_SCALE) -> list[StageRanges]:
     """Per stage, the ranges that `colour_scale` ("map", "stage" or "global") colours its panels over."""
+    check_colour_scale(colour_scale)
     if colour_scale == "map":
         return [StageRanges() for _ in stages]
     if colour_scale == "stage":
         return [StageRanges(channels=shared_range(channel_maps(stage))) for stage in stages]
-    if colour_scale == "global":
-        shared = StageRanges(
-            energy=shared_range([stage.energy for stage in stages]),
-            channels=shared_range([channel for stage in stages for channel in channel_maps(stage)]),
-            pooling=shared_range([stage.mixer_change for stage in stages]),
-        )
-        return [shared for _ in stages]
-    raise ExplorerError(f"unknown colour scale {colour_scale!r}; choose one of: {', '.join(COLOUR_SCALES)}")
+    shared = StageRanges(  # "global"
+        energy=shared_range([stage.energy for stage in stages]),
+        channels=shared_range([channel for stage in stages for channel in channel_maps(stage)]),
+        pooling=shared_range([stage.mixer_change for stage in stages]),
+    )
+    return [shared for _ in stages]
 
 
 # The stage picture's panels, left to right; the first and last are maps of the stage's tokens over the photo.

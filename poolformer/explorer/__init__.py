@@ -26,7 +26,7 @@ from poolformer.explorer.catalogue import (
     visitor_models_allowed,
     visitor_rules,
 )
-from poolformer.explorer.common import ALL_STAGES, DEVICE, PAPER_S12_TOP1, ExplorerError, LoadReporter
+from poolformer.explorer.common import ALL_STAGES, DEVICE, PAPER_S12_TOP1, ExplorerError, LoadReporter, shown
 from poolformer.explorer.comparison import TIMED_RUNS, Comparison, compare
 from poolformer.explorer.downloads import DOWNLOADS
 from poolformer.explorer.explanation import TOP1, Explanation, ModelMaps, explain
@@ -44,5 +44,5 @@ __all__ = [
     "bundled_choice", "checkpoint_dir", "choice_label", "compare", "default_choice", "describe", "explain",
     "faithfulness", "fetch_official_default", "filter_photo", "find_choice", "inspect_token", "load", "loaded_model",
     "loaded_status", "measured_mixer_runs", "model_choices", "pool_size", "predict", "sanity_check", "scratch_twin",
-    "status_line", "trace", "visitor_models_allowed", "visitor_rules",
+    "shown", "status_line", "trace", "visitor_models_allowed", "visitor_rules",
 ]

@@ -19,6 +19,7 @@ from poolformer.explorer.common import (
     PhotoSource,
     model_input,
     photo_from,
+    shown,
     side_by_side,
     top_k,
 )
@@ -71,12 +72,14 @@ def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
 
 def chosen_stages(stages: Sequence[int]) -> set[int]:
     """Validate stage numbers (1-4) from the UI or the API."""
+    if not isinstance(stages, (list, tuple, set)) or len(stages) > NUM_STAGES:
+        raise ExplorerError(f"stages must be a list of at most {NUM_STAGES} numbers from 1 to {NUM_STAGES}; got {shown(stages)}")
     try:
         chosen = {int(stage) for stage in stages}
-    except (TypeError, ValueError):
-        raise ExplorerError(f"stages must be numbers from 1 to {NUM_STAGES}; got {list(stages)}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ExplorerError(f"stages must be numbers from 1 to {NUM_STAGES}; got {shown(list(stages))}") from None
     if not chosen <= set(ALL_STAGES):
-        raise ExplorerError(f"stages are numbered 1 to {NUM_STAGES}; got {sorted(chosen)}")
+        raise ExplorerError(f"stages are numbered 1 to {NUM_STAGES}; got {shown(sorted(chosen))}")
     return chosen
 
 
@@ -100,12 +103,14 @@ def pool_size(mixer: str) -> int:
 
 def ablation_mixers(stages: Sequence[int], pool_sizes: Sequence[int] | None = None) -> list[str]:
     """Per stage: identity where chosen, else pooling with that stage's pool size (3, as trained, by default)."""
+    if pool_sizes is not None and len(pool_sizes) != NUM_STAGES:
+        raise ExplorerError(f"give one pool size per stage ({NUM_STAGES}), each 3, 5 or 7; got {shown(pool_sizes)}")
     try:
         sizes = [TRAINED_POOL_SIZE] * NUM_STAGES if pool_sizes is None else [int(size) for size in pool_sizes]
-    except (TypeError, ValueError):
-        raise ExplorerError(f"pool sizes must be 3, 5 or 7; got {list(pool_sizes or [])}") from None
-    if len(sizes) != NUM_STAGES or not set(sizes) <= set(POOL_SIZES):
-        raise ExplorerError(f"give one pool size per stage ({NUM_STAGES}), each 3, 5 or 7; got {sizes}")
+    except (TypeError, ValueError, OverflowError):
+        raise ExplorerError(f"pool sizes must be 3, 5 or 7; got {shown(list(pool_sizes or []))}") from None
+    if not set(sizes) <= set(POOL_SIZES):
+        raise ExplorerError(f"give one pool size per stage ({NUM_STAGES}), each 3, 5 or 7; got {shown(sizes)}")
     if all(size == TRAINED_POOL_SIZE for size in sizes):
         return identity_mixers(stages)
     chosen = chosen_stages(stages)

@@ -21,7 +21,7 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 
 from poolformer import hub
-from poolformer.explorer.common import ExplorerError
+from poolformer.explorer.common import ExplorerError, shown, text
 from poolformer.explorer.downloads import DOWNLOADS
 from poolformer.hub import HubRepo, hub_weights_cached
 from poolformer.model import VARIANTS, PoolFormer, Variant
@@ -191,8 +191,7 @@ def find_choice(value: str | None) -> ModelChoice:
 
     With visitor models allowed, any Hub repo id is an entry too.
     """
-    if value is None:
-        value = default_choice()
+    value = text(value, "the model") or default_choice()
     for choice in picker_entries():
         if choice.value == value:
             return added_choice(value) if choice.variant is None else choice
@@ -200,7 +199,7 @@ def find_choice(value: str | None) -> ModelChoice:
         return added_choice(value, kind="visitor")
     known = ", ".join(choice.value for choice in picker_entries())
     also = " or a Hub repo id (owner/name)" if visitor_models_allowed() else ""
-    raise ExplorerError(f"unknown model {value!r}; choose one of: {known}{also}")
+    raise ExplorerError(f"unknown model {shown(value)}; choose one of: {known}{also}")
 
 
 def default_choice() -> str:

@@ -33,6 +33,27 @@ class ExplorerError(ValueError):
     """A request the app can't serve (unknown model, nothing to ablate); str is one line for the user."""
 
 
+MAX_TEXT = 200  # characters: a model value, class name or option an API call sends is far shorter
+SHOWN = 40  # characters of a refused value that its message quotes
+
+
+def shown(value: object) -> str:
+    """`value` as an error message quotes it: its repr, cut short, so a huge request is not echoed back whole."""
+    if isinstance(value, (str, list, tuple)) and len(value) > SHOWN:
+        value = value[:SHOWN]  # enough to quote; the repr of the whole could be megabytes
+    quoted = repr(value)
+    return quoted if len(quoted) <= SHOWN else f"{quoted[: SHOWN - 1]}…"
+
+
+def text(value: object, what: str) -> str | None:
+    """An optional short string from the UI or the API; anything else is a request error, refused before any work."""
+    if value is None or (isinstance(value, str) and len(value) <= MAX_TEXT):
+        return value
+    if isinstance(value, str):
+        raise ExplorerError(f"{what} is {len(value):,} characters long; it can be at most {MAX_TEXT}")
+    raise ExplorerError(f"{what} must be text; got {shown(value)}")
+
+
 # Helper threads for independent model passes of one request. Torch releases the GIL inside its operations,
 # so with one intra-op thread per request (app.py) a lone visitor's passes use the otherwise idle cores.
 _PASSES = ThreadPoolExecutor(max_workers=4, thread_name_prefix="model-pass")

@@ -23,6 +23,8 @@ from poolformer.explorer.common import (
     input_photo,
     model_input,
     photo_from,
+    shown,
+    text,
     top_k,
 )
 from poolformer.gradcam import ATTRIBUTIONS, DEFAULT_ATTRIBUTION, stage_maps_with_logits
@@ -69,7 +71,7 @@ def class_probabilities(model: PoolFormer, pixels: torch.Tensor) -> torch.Tensor
 
 def target_index(target: str | None, probabilities: torch.Tensor, class_names: Sequence[str]) -> int:
     """The class to explain: the top-1 for None, "" or "top-1", else a class named in the top-5."""
-    wanted = (target or TOP1).strip()
+    wanted = (text(target, "the class to explain") or TOP1).strip()
     if wanted.casefold() == TOP1:
         return int(probabilities.argmax())
     top5 = top_k(probabilities, class_names)  # best first, the labels the visitor sees
@@ -78,14 +80,14 @@ def target_index(target: str | None, probabilities: torch.Tensor, class_names: S
         if label.casefold() == wanted.casefold():
             return index
     choices = ", ".join(top5)
-    raise ExplorerError(f"target {wanted!r} is not in this photo's top-5 ({choices}); pick one of those or {TOP1!r}")
+    raise ExplorerError(f"target {shown(wanted)} is not in this photo's top-5 ({choices}); pick one of those or {TOP1!r}")
 
 
 def attribution_method(method: str | None) -> str:
     """Validate the attribution method from the UI or the API; None or "" means Grad-CAM."""
-    name = (method or DEFAULT_ATTRIBUTION).strip().casefold()
+    name = (text(method, "the attribution method") or DEFAULT_ATTRIBUTION).strip().casefold()
     if name not in ATTRIBUTIONS:
-        raise ExplorerError(f"attribution method {method!r} is not one of {', '.join(ATTRIBUTIONS)}")
+        raise ExplorerError(f"attribution method {shown(method)} is not one of {', '.join(ATTRIBUTIONS)}")
     return name
 
 
@@ -117,6 +119,7 @@ def explained_photo(
     source: PhotoSource | None, value: str, target: str | None, report: LoadReporter | None
 ) -> ExplainedPhoto:
     """Decode the photo, load the model, classify the photo and pick the class to explain (top-1 by default)."""
+    text(target, "the class to explain")  # refused before any work, not after the model ran
     photo = photo_from(source)
     choice, model = loaded_model(value, report)
     pixels = model_input(photo, model.variant)
@@ -151,6 +154,7 @@ def explain(
 ) -> Explanation:
     """Stage maps (Grad-CAM by default) for `target` (top-1 by default), beside the ablated and scratch models'."""
     method = attribution_method(method)
+    chosen_stages(stages)  # refused before any work, not after the model ran
     explained = explained_photo(source, value, target, report)
     choice, model, pixels, index = explained.choice, explained.model, explained.pixels, explained.target
     trained = model_maps(model, pixels, index, None, method)

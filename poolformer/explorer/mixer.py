@@ -19,9 +19,11 @@ from poolformer.explorer.common import (
     input_photo,
     model_input,
     photo_from,
+    shown,
 )
 from poolformer.mixer_filter import POOL_SIZE, kernel_at, pool_minus_identity
-from poolformer.model import PoolFormer
+from poolformer.model import PoolFormer, token_grids
+from poolformer.preprocess import INPUT_SIZE
 
 
 @dataclass(frozen=True)
@@ -94,21 +96,22 @@ def inspect_token(
     """A token's 3 × 3 neighbourhood in the first block of its stage: energies, their mean, and mean − centre."""
     try:
         stage, row, column = int(stage), int(row), int(column)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ExplorerError(
-            f"stage, row and column must be whole numbers; got {stage!r}, {row!r}, {column!r}"
+            f"stage, row and column must be whole numbers; got {shown(stage)}, {shown(row)}, {shown(column)}"
         ) from None
     if stage not in ALL_STAGES:
-        raise ExplorerError(f"stages are numbered 1 to {len(ALL_STAGES)}; got {stage}")
+        raise ExplorerError(f"stages are numbered 1 to {len(ALL_STAGES)}; got {shown(stage)}")
+    height, width = token_grids(INPUT_SIZE)[stage - 1]  # known before the model runs, so a bad token costs nothing
+    if not (0 <= row < height and 0 <= column < width):
+        raise ExplorerError(
+            f"stage {stage} has {height} × {width} tokens; row and column run from 0 to {height - 1}, "
+            f"got ({shown(row)}, {shown(column)})"
+        )
     photo = photo_from(source)
     choice, model = loaded_model(value, report)
     pixels = model_input(photo, model.variant)
     x = first_block_input(model, pixels, stage)
-    height, width = x.shape[-2:]
-    if not (0 <= row < height and 0 <= column < width):
-        raise ExplorerError(
-            f"stage {stage} has {height} × {width} tokens; row and column run from 0 to {height - 1}, got ({row}, {column})"
-        )
     block = model.stages[stage - 1].blocks[0]
     normed = block.norm1(x)[0]  # (C, H, W)
 

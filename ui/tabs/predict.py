@@ -14,6 +14,7 @@ from visualize.stages import (
     COLOUR_SCALE_NOTE,
     COLOUR_SCALES,
     DEFAULT_COLOUR_SCALE,
+    check_colour_scale,
     stage_cell_at,
     stage_heading,
     stage_picture,
@@ -46,8 +47,10 @@ def run_predict(
     colour_scale: str = DEFAULT_COLOUR_SCALE,
     progress: gr.Progress = gr.Progress(),
 ) -> list[Any]:
+    colour_scale = colour_scale or DEFAULT_COLOUR_SCALE
+    check_colour_scale(colour_scale)  # before the model runs
     prediction = explorer.predict(uploaded_photo(photo), model, reporter(progress))
-    return predict_outputs(prediction, colour_scale or DEFAULT_COLOUR_SCALE)
+    return predict_outputs(prediction, colour_scale)
 
 
 @friendly_errors

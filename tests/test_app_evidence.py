@@ -146,10 +146,13 @@ def test_bad_requests_get_one_line_errors(client: Client, endpoint: str) -> None
         ((None,), "no photo yet"),
         ((handle_file(CAT), BUNDLED_MODEL, "zebra"), "not in this photo's top-5"),
         ((handle_file(CAT), BUNDLED_MODEL, explorer.TOP1, "guided backprop"), "grad-cam, hirescam"),
+        ((handle_file(CAT), BUNDLED_MODEL, "x" * 4000), "at most 200"),  # refused before any model pass
+        ((handle_file(CAT), BUNDLED_MODEL, explorer.TOP1, "m" * 4000), "at most 200"),
+        ((handle_file(CAT), BUNDLED_MODEL, explorer.TOP1, ["grad-cam"] * 100), "must be text"),
     ):
         with pytest.raises(AppError) as error:
             client.predict(*arguments, api_name=endpoint)
-        assert message in str(error.value) and "\n" not in str(error.value)
+        assert message in str(error.value) and "\n" not in str(error.value) and len(str(error.value)) < 200
 
 
 def summary_rows_without_percent(summary: str) -> dict[str, list[str]]:

@@ -25,6 +25,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 SUMMARY_KEY = "seed_summary"
+MIN_RUN_SECONDS = 120  # a run's start (data, compiling, one epoch) before it could pause with its state saved
 PAUSED = 75  # `train fit`'s exit status when --time-limit stopped it with its state saved (EX_TEMPFAIL)
 
 
@@ -70,13 +71,16 @@ def visible_gpus() -> list[str]:
 
 
 def launch(
-    seeds: Sequence[int], mixers: Sequence[str], out_dir: Path, fit_args: Sequence[str], per_gpu: int = 1
+    seeds: Sequence[int], mixers: Sequence[str], out_dir: Path, fit_args: Sequence[str], per_gpu: int = 1,
+    time_limit: float = 0.0,
 ) -> int:
     """Train `out_dir/<mixer>-seed<S>.safetensors` for every mixer and seed, keeping every visible GPU busy.
 
     Each run is an ordinary `train fit` in its own process (pinned to one GPU, `per_gpu` of them sharing it), so a
     single-GPU run and a run in a batch of seeds are the same program; the logs go beside the checkpoints. Runs
     whose checkpoint exists are skipped, and a run paused by `--time-limit` resumes when launched again.
+    With `time_limit`, every run gets only the launcher's time left, so one started late still pauses in time,
+    and none starts with less than MIN_RUN_SECONDS left.
     """
     slots = [gpu for gpu in (visible_gpus() or [None]) for _ in range(per_gpu)]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -86,6 +90,9 @@ def launch(
     failed = paused = 0
     started = time.perf_counter()
     while pending or running:
+        left = time_limit - (time.perf_counter() - started) if time_limit else 0.0
+        if time_limit and left < MIN_RUN_SECONDS:
+            pending.clear()  # too late to start anything that could save its state; launching again resumes
         while pending and len(running) < len(slots):
             mixer, seed = pending.pop(0)
             slot = next(i for i in range(len(slots)) if i not in {busy for busy, _ in running.values()})
@@ -95,6 +102,7 @@ def launch(
             command = [
                 sys.executable, "-m", "poolformer", "train", "fit", *fit_args,
                 "--mixer", mixer, "--seed", str(seed), "--out", str(out_dir / f"{name}.safetensors"),
+                *(["--time-limit", f"{left:.0f}"] if time_limit else []),
             ]  # fmt: skip
             with (out_dir / f"{name}.train.log").open("a") as log:  # a resumed run goes on in the same log
                 running[(mixer, seed)] = (slot, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env))

@@ -320,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     seeds_cmd.add_argument("--seeds", type=int, nargs="+", required=True)
     seeds_cmd.add_argument("--mixers", nargs="+", default=["pooling", "identity"], choices=sorted(MIXER_LAYOUTS))
     seeds_cmd.add_argument("--per-gpu", type=int, default=1, help="runs sharing each GPU at once (small models)")
+    seeds_cmd.add_argument("--time-limit", type=float, default=0.0, metavar="S",
+                           help="pause every run before S seconds after the launch, however late it started")
     seeds_cmd.add_argument("--out-dir", type=Path, required=True, help="gets <mixer>-seed<S>.safetensors and logs")
     seeds_cmd.add_argument("fit_args", nargs=argparse.REMAINDER, help="-- then the fit options (no --mixer/--seed/--out)")
 
@@ -348,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
         finalize(args.checkpoint, args.val, args.out)
     elif args.command == "seeds":
         fit_args = args.fit_args[1:] if args.fit_args[:1] == ["--"] else args.fit_args
-        return launch(args.seeds, args.mixers, args.out_dir, fit_args, args.per_gpu)
+        return launch(args.seeds, args.mixers, args.out_dir, fit_args, args.per_gpu, args.time_limit)
     elif args.command == "summarize":
         finalized = []
         for checkpoint in args.checkpoints:

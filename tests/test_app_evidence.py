@@ -79,6 +79,10 @@ def test_sanity_with_only_the_photo_randomises_the_top1_grad_cam(
     for (title, cells), step in zip(rows.items(), expected.steps, strict=True):
         assert cells[0] == table_percent(step.target_probability), title
         assert signed_numbers(cells[1:]) == pytest.approx(step.rank_correlation, abs=0.015), title
+    # The reading under the table follows the head-only step's stage-4 ρ: kept, reversed or lost.
+    head_only = signed_numbers(rows["head randomised"][1:])[-1]
+    reading = "order survives" if head_only >= 0.3 else "largely reversed" if head_only <= -0.3 else "little of the order"
+    assert reading in summary
     assert "poolformer_s12_imagenette.safetensors" in status
 
 

@@ -30,6 +30,15 @@ def signed(value: float) -> str:
     return f"{value:+.2f}".replace("-", "−")
 
 
+def head_reading(rho: float) -> str:
+    """What stage 4's ρ says once only the head is random: the trained features' order kept, lost or reversed."""
+    if rho >= FELL_APART:
+        return "some of the trained map's order survives"
+    if rho <= -FELL_APART:
+        return "the order is largely reversed (a random head can weigh the same features with the opposite sign)"
+    return "little of the order is left already"
+
+
 def sanity_picture(check: SanityCheck) -> Image.Image:
     """One row of four stage maps per step, the model as trained on top; each panel names its ρ."""
     photo = check.photo.resize((SANITY_TILE, SANITY_TILE), Image.Resampling.BICUBIC)
@@ -70,7 +79,7 @@ def sanity_summary(check: SanityCheck) -> str:
     lines += [
         "",
         f"With the head alone randomised, stage 4's map has ρ = {signed(head_only)}: the features below are still "
-        "the trained ones, only what they are weighed with is random, so some of the photo's layout can survive. "
+        f"the trained ones, only what they are weighed with is random, so {head_reading(head_only)}. "
         f"With every weight random, ρ = {signed(last)}: {verdict}.",
     ]
     return "\n".join(lines)

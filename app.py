@@ -39,7 +39,7 @@ from ui.server import (
     sweep_temp_files_safely,
     torch_threads_per_request,
 )
-from ui.tabs import ablation, about, compare, metaformer, pooling, predict, where_it_looks
+from ui.tabs import ablation, about, compare, metaformer, pooling, predict, where_it_looks, zoo
 from visualize.architecture import architecture_svg
 
 INTRO = """
@@ -63,6 +63,9 @@ CSS = """
 .stage-heading p { font-size: 0.95rem; }
 .cam-caption p { font-size: 0.85rem; }
 #cam-summary td:not(:first-child), #cam-summary th:not(:first-child) { white-space: nowrap; }
+#zoo-table table { display: block; overflow-x: auto; }  /* a phone scrolls the zoo's wide tables, not squeezes them */
+#zoo-table :is(td, th) { min-width: 6.5rem; }
+#zoo-table :is(td, th), #measured-table :is(td, th) { overflow-wrap: normal; word-break: normal; }  /* whole words */
 footer { display: none !important; }
 #architecture svg { display: block; margin: 0 auto; }
 #tour-steps .stepper-wrapper { padding: 0 2.5rem 0.6rem; }  /* room for the last step's label */
@@ -76,7 +79,7 @@ def build_app() -> gr.Blocks:
         with gr.Row():
             shared = sidebar.build(app)
             with gr.Column(scale=5):
-                # Seven tabs outgrow a laptop-wide column: wrap them onto a second row rather than hide some in a menu.
+                # Eight tabs outgrow a laptop-wide column: wrap them onto a second row rather than hide some in a menu.
                 with gr.Tabs(overflow_behavior="wrap", elem_id="tabs") as tabs:
                     predict.build(shared)
                     where_it_looks.build(shared)
@@ -84,6 +87,7 @@ def build_app() -> gr.Blocks:
                     ablation.build(shared)
                     compare.build(shared)
                     metaformer.build(shared)
+                    zoo.build(shared)
                     about.build(shared)
         tour.wire(guide, app, tabs)
     return app

@@ -23,7 +23,7 @@ from poolformer import explorer  # noqa: E402
 
 PHOTO = REPO / "assets" / "examples" / "cat.jpg"
 # The endpoints app_latency.py times.
-ECHOED = ("predict", "ablate", "compare", "architecture", "explain", "sanity", "faithfulness")
+ECHOED = ("predict", "ablate", "compare", "architecture", "explain", "mixers", "sanity", "faithfulness")
 
 
 def echo(function: Callable[..., Any], answer: Any) -> Callable[..., Any]:

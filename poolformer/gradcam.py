@@ -59,6 +59,14 @@ def stage_maps_with_logits(
     model: PoolFormer, pixels: torch.Tensor, target: int | None = None, method: str = DEFAULT_ATTRIBUTION
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """The (1, classes) logits and the four stage maps of `method` (a key of ATTRIBUTIONS) from one pass."""
+    logits, _, maps = stage_maps_with_features(model, pixels, target, method)
+    return logits, maps
+
+
+def stage_maps_with_features(
+    model: PoolFormer, pixels: torch.Tensor, target: int | None = None, method: str = DEFAULT_ATTRIBUTION
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """`stage_maps_with_logits`, plus the four stage outputs of the same pass (detached), for views that map them."""
     check_request(model, pixels, method)
     # A graph is needed even when the caller runs under inference_mode or no_grad, and even when
     # the parameters are frozen: the input (a private copy) is what makes the stage outputs require grad.
@@ -69,7 +77,7 @@ def stage_maps_with_logits(
         gradients = torch.autograd.grad(logits[0, index], stage_outputs)
     stage_map = ATTRIBUTIONS[method]
     maps = [stage_map(features, gradient) for features, gradient in zip(stage_outputs, gradients)]
-    return logits.detach(), maps
+    return logits.detach(), [features.detach() for features in stage_outputs], maps
 
 
 def last_stage_map_with_logits(

@@ -9,12 +9,11 @@ import gradio as gr
 
 from poolformer import explorer
 from poolformer.gradcam import ATTRIBUTION_NAMES, DEFAULT_ATTRIBUTION
-from ui.shared import STAGE_CHOICES, Shared, friendly_errors, reporter, uploaded_photo
+from ui.shared import STAGE_CHOICES, TOP1_CHOICE, Shared, friendly_errors, reporter, uploaded_photo
 from visualize.faithfulness import CURVE_COLOUR, CURVE_X, CURVE_Y, curve_colours, curve_points, faithfulness_summary
 from visualize.gradcam import cam_caption, cam_comparison_picture, cam_comparison_summary, cam_picture
 from visualize.sanity import sanity_picture, sanity_summary
 
-TOP1_CHOICE = ("the top-1 class", explorer.TOP1)
 ATTRIBUTION_CHOICES = [(label, value) for value, label in ATTRIBUTION_NAMES.items()]
 
 EXPLAIN_INTRO = """

@@ -7,7 +7,7 @@ from typing import Any
 import gradio as gr
 
 from poolformer import explorer
-from ui.shared import STAGE_CHOICES, Shared, friendly_errors, reporter, uploaded_photo
+from ui.shared import FIGURE_BUTTONS, STAGE_CHOICES, Shared, friendly_errors, reporter, uploaded_photo
 from visualize.gradcam import cam_caption, cam_comparison_picture, cam_comparison_summary, cam_picture
 
 TOP1_CHOICE = ("the top-1 class", explorer.TOP1)
@@ -72,7 +72,9 @@ def cam_columns() -> list[gr.components.Component]:
                     label=f"Grad-CAM, stage {number}",
                     format="jpeg",
                     show_label=False,
-                    buttons=[],
+                    buttons=FIGURE_BUTTONS,
+                    alt_text=f"Grad-CAM map of stage {number} over the photo: bright cells hold evidence for the "
+                    "class explained",
                     elem_id=f"cam-{number}",
                 )
                 caption = gr.Markdown(elem_classes="cam-caption")
@@ -104,8 +106,10 @@ def build(shared: Shared) -> None:
         cam_comparison = gr.Image(
             label="Grad-CAM per stage and model",
             show_label=False,
-            buttons=[],
+            buttons=FIGURE_BUTTONS,
             format="jpeg",
+            alt_text="Grad-CAM maps, stage 1 to 4, for the model as trained, with pooling switched off, and for the "
+            "identity-mixer model trained from scratch",
             elem_id="cam-comparison",
         )
         cam_summary = gr.Markdown(elem_id="cam-summary")

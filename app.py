@@ -39,7 +39,7 @@ from ui.server import (
     sweep_temp_files_safely,
     torch_threads_per_request,
 )
-from ui.tabs import ablation, about, compare, metaformer, pooling, predict, where_it_looks
+from ui.tabs import ablation, about, compare, metaformer, pooling, predict, where_it_looks, zoo
 from visualize.architecture import architecture_svg
 
 INTRO = """
@@ -79,6 +79,9 @@ CSS = """
 .cam-caption p { font-size: 0.85rem; }
 .cam-caption, #cam-summary { overflow: visible !important; }  /* text that fits: never a scroll box */
 #cam-summary td:not(:first-child), #cam-summary th:not(:first-child) { white-space: nowrap; }
+#zoo-table table { display: block; overflow-x: auto; }  /* a phone scrolls the zoo's wide tables, not squeezes them */
+#zoo-table :is(td, th) { min-width: 6.5rem; }
+#zoo-table :is(td, th), #measured-table :is(td, th) { overflow-wrap: normal; word-break: normal; }  /* whole words */
 footer { display: none !important; }
 #architecture svg { display: block; margin: 0 auto; }
 #architecture:fullscreen { background: var(--body-background-fill); overflow: auto; padding: 1rem; }
@@ -117,7 +120,7 @@ def build_app() -> gr.Blocks:
         with gr.Row():
             shared = sidebar.build(app)
             with gr.Column(scale=5):
-                # Seven tabs outgrow a laptop-wide column: wrap them onto a second row rather than hide some in a menu.
+                # Eight tabs outgrow a laptop-wide column: wrap them onto a second row rather than hide some in a menu.
                 with gr.Tabs(overflow_behavior="wrap", elem_id="tabs") as tabs:
                     predict.build(shared)
                     where_it_looks.build(shared)
@@ -125,6 +128,7 @@ def build_app() -> gr.Blocks:
                     ablation.build(shared)
                     compare.build(shared)
                     metaformer.build(shared)
+                    zoo.build(shared)
                     about.build(shared)
         tour.wire(guide, app, tabs)
         links.wire(copy_link, app, shared, tabs)

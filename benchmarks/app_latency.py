@@ -2,7 +2,7 @@
 
     python benchmarks/app_latency.py [--endpoints ...] [--calls 20] [--rounds 3] [--browser-runs 5] [--starts 3]
 
-- endpoints: /predict, /ablate, /compare, /architecture and /explain of `python app.py` (bundled S12, warm,
+- endpoints: /predict, /ablate, /compare, /architecture, /explain and /mixers of `python app.py` (bundled S12, warm,
   its CPU sessions built: poolformer/fast_cpu.py), of the same app with that fast path off
   (POOLFORMER_FAST_CPU=0, "eager": the app as it was before issue 18), and of the app with torch threads on
   all cores, through gradio_client with download_files=False (a browser fetches the pictures in parallel; the
@@ -42,8 +42,9 @@ PHOTO = REPO / "assets" / "examples" / "cat.jpg"
 # Over the floor (issue 8). /architecture (the MetaFormer tab's diagram, redrawn on every photo or model change)
 # and /explain (Grad-CAM, issue 7) have no budget of their own here; they share the same cores and model runs.
 ENDPOINT_BUDGET_MS: dict[str, int | None] = {
-    "/predict": 70, "/ablate": 130, "/compare": None, "/architecture": None, "/explain": None
+    "/predict": 70, "/ablate": 130, "/compare": None, "/architecture": None, "/explain": None, "/mixers": None,
 }  # fmt: skip
+PHOTO_ONLY = {"/compare", "/mixers"}  # every model on the machine, or every bundled mixer model: the photo alone
 PREDICT_FLOOR_RATIO = 1.3  # /predict's time over the floor's (issue 18)
 COMPARE_SPEED_UP = 1.5  # /compare: eager's time over the fast path's (issue 18)
 FAST_PATH_OFF = {"POOLFORMER_FAST_CPU": "0"}
@@ -120,9 +121,8 @@ def wait_for_sessions(log: Path, count: int, timeout_s: float = 300) -> list[str
 
 def endpoint_call(url: str, endpoint: str) -> Callable[[], object]:
     client = Client(url, verbose=False, download_files=False)
-    if endpoint == "/compare":  # every model on the machine: it takes the photo only
-        return lambda: client.predict(handle_file(PHOTO), api_name=endpoint)
-    return lambda: client.predict(handle_file(PHOTO), BUNDLED_MODEL, api_name=endpoint)
+    arguments = () if endpoint in PHOTO_ONLY else (BUNDLED_MODEL,)
+    return lambda: client.predict(handle_file(PHOTO), *arguments, api_name=endpoint)
 
 
 def endpoints_section(urls: dict[str, str], endpoints: list[str], calls: int, rounds: int, warmup: int) -> None:

@@ -28,6 +28,14 @@ def grad_cam_with_logits(
     model: PoolFormer, pixels: torch.Tensor, target: int | None = None
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """`grad_cam`, plus the (1, classes) logits of the same forward pass, for callers that also report them."""
+    logits, _, maps = grad_cam_with_stages(model, pixels, target)
+    return logits, maps
+
+
+def grad_cam_with_stages(
+    model: PoolFormer, pixels: torch.Tensor, target: int | None = None
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """`grad_cam_with_logits`, plus the four stage outputs of the same pass (detached), for views that also map them."""
     if pixels.shape[0] != 1:
         raise ValueError(f"grad_cam explains one image at a time; got a batch of {pixels.shape[0]}")
     if any(parameter.is_inference() for parameter in model.parameters()):
@@ -42,7 +50,7 @@ def grad_cam_with_logits(
             raise ValueError(f"target class {index} is out of range for {logits.shape[-1]} classes")
         gradients = torch.autograd.grad(logits[0, index], stage_outputs)
     maps = [class_activation(features, gradient) for features, gradient in zip(stage_outputs, gradients)]
-    return logits.detach(), maps
+    return logits.detach(), [features.detach() for features in stage_outputs], maps
 
 
 def class_activation(features: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:

@@ -186,9 +186,27 @@ def summary(top1_by_mixer: dict[str, dict[int, float]]) -> dict:
     return result
 
 
+def recorded_top1(summary_text: str) -> dict[str, dict[int, float]]:
+    """Every seed's top-1 per mixer from a checkpoint's `seed_summary` JSON ("{}" or absent: none)."""
+    recorded = json.loads(summary_text or "{}")
+    return {
+        mixer: {int(seed): value for seed, value in row["top1"].items()}
+        for mixer, row in recorded.items()
+        if mixer not in ("gap", "vs_pooling")
+    }
+
+
 def summarize(finalized: Sequence[Path]) -> dict:
-    """Read each finalized checkpoint's val top-1 and write the whole summary into every one of them."""
+    """Read each finalized checkpoint's val top-1 and write the whole summary into every one of them.
+
+    Seeds that a checkpoint's earlier summary records but whose own files are not among `finalized` are kept
+    (the shipped checkpoints are the only copies of some seeds' figures); a file given here overrides them.
+    """
     top1: dict[str, dict[int, float]] = {}
+    for path in finalized:
+        for mixer, by_seed in recorded_top1(read_metadata(path).get(SUMMARY_KEY, "")).items():
+            for seed, value in by_seed.items():
+                top1.setdefault(mixer, {}).setdefault(seed, value)
     for path in finalized:
         metadata = read_metadata(path)
         top1.setdefault(metadata["token_mixer"], {})[seed_of(metadata)] = float(metadata["val_top1"])

@@ -6,7 +6,8 @@ Three steps, all under `python -m poolformer train`:
   fit       — train with all data resident on the GPU: augmentation, mixup/cutmix and the model
               step all run there, so a 16-core host keeps an H100 busy. Works unchanged under `torchrun`;
   finalize  — measure val accuracy on CPU exactly as a user would and write it into the checkpoint;
-  seeds, summarize — the same recipe over several seeds, and their mean ± sd (see `poolformer.seeds`).
+  seeds, summarize — the same recipe over several seeds, and their mean ± sd (see `poolformer.seeds`);
+              summarize also measures each mixer's stage-by-stage CKA to the pooling model (`poolformer.cka`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
+from poolformer.cka import PROBE_PER_CLASS, cka_table, record_cka
 from poolformer.mixers import MIXER_LAYOUTS
 from poolformer.model import VARIANTS, PoolFormer
 from poolformer.run_state import load_state, resume_path, save_state
@@ -331,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     summarize_cmd.add_argument("--out-dir", type=Path, required=True, help="gets <mixer>-seed<S>.safetensors")
     summarize_cmd.add_argument("--ship-seed", type=int, default=0,
                                help="the rule, fixed before seeing val: which seed of each mixer is shipped")
+    summarize_cmd.add_argument("--probe-images", type=int, default=PROBE_PER_CLASS, metavar="N",
+                               help="CKA to the pooling model on the first N val images of each class (sorted)")
 
     # poolformer/finetune.py parses its own options (poolformer/cli.py hands them over); listed for `train --help`.
     commands.add_parser("finetune", add_help=False, help="fine-tune a PoolFormer on your own photos (finetune --help)")
@@ -363,6 +367,9 @@ def main(argv: list[str] | None = None) -> int:
                 finalize(checkpoint, args.val, out)
             finalized.append(out)
         print(summary_table(summarize(finalized)))
+        similarity = record_cka(finalized, args.val, args.probe_images, args.ship_seed)
+        print(cka_table(similarity) if similarity else f"CKA not measured: no pooling seed-{args.ship_seed} run "
+              "and another mixer's to compare it with")
         print(f"ship (seed {args.ship_seed}, fixed rule): "
               + ", ".join(str(p) for p in finalized if seed_of(read_metadata(p)) == args.ship_seed))
     else:

@@ -175,7 +175,10 @@ def test_ablation_swaps_pooling_for_identity(client: Client, bundled_model: torc
     seeds = json.loads(bundled_choice(BUNDLED_DIR / "poolformer_s12_imagenette.safetensors").metadata["seed_summary"])
     for mixer in ("pooling", "identity"):
         count = len(seeds[mixer]["top1"])
-        assert f"{seeds[mixer]['mean'] * 100:.2f} ± {seeds[mixer]['sd'] * 100:.2f} % (mean ± sd over {count} seeds)" in summary
+        assert f"**{seeds[mixer]['mean'] * 100:.2f} ± {seeds[mixer]['sd'] * 100:.2f} ({count} seeds)**" in summary
+    gap = seeds["vs_pooling"]["identity"]
+    low, high = (value * 100 for value in gap["ci95"])
+    assert f"{gap['mean'] * 100:+.2f} points against pooling (95 % interval {low:+.2f} to {high:+.2f})" in summary
 
 
 def test_ablating_only_stage4_leaves_earlier_stages_identical(client: Client) -> None:

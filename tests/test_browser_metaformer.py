@@ -1,4 +1,5 @@
-"""The MetaFormer tab, the Compare plot and the guided tour in headless Chromium, with screenshots in test-output/.
+"""The MetaFormer and Mixer zoo tabs, the Compare plot and the guided tour in headless Chromium, with screenshots
+in test-output/.
 
 Uses test_browser.py's browser and page fixtures (one fresh visitor per test, so the tour opens by itself).
 """
@@ -17,6 +18,7 @@ from test_browser import (
     OUTPUT_TIMEOUT_MS,
     choose_model,
     display_name,
+    expect_picture_shown,
     screenshot,
     upload,
 )
@@ -56,6 +58,29 @@ def test_metaformer_tab_draws_the_photos_architecture(page: Page, checkpoint_dir
     choose_model(page, display_name(checkpoint_dir / "identityformer_s12_imagenette.safetensors"))
     expect(diagram.locator('g.stage[data-mixer="identity"]')).to_have_count(4, timeout=OUTPUT_TIMEOUT_MS)
     screenshot(page, "tab-metaformer-identityformer")
+
+
+def test_mixer_zoo_runs_every_bundled_mixer_model_on_the_photo(page: Page, checkpoint_dir: Path) -> None:
+    upload(page, CAT)
+    selected_tab(page, "Mixer zoo").click()
+    expect_picture_shown(page.locator("#cka-heatmap"))  # measured once, at training time: there before any run
+    expect(page.locator("#cka-reading")).to_contain_text("Do they learn the same features?")
+    page.locator("#zoo-button").click()
+    expect_picture_shown(page.locator("#zoo-picture"))
+    table = page.locator("#zoo-table")
+    for checkpoint in sorted(checkpoint_dir.glob("*.safetensors")):
+        expect(table).to_contain_text(display_name(checkpoint).split(" · ")[0])  # the tables give short names
+    expect(table).to_contain_text("vs pooling, points [95 %]")
+    expect(table).to_contain_text("the pooling model's top-1")
+    screenshot(page, "tab-mixer-zoo")
+
+    page.locator("#zoo-target input").click()
+    page.get_by_role("option", name="parachute", exact=True).click()
+    page.locator("#zoo-button").click()
+    expect(table).to_contain_text("Every map is for parachute (the class you picked)", timeout=OUTPUT_TIMEOUT_MS)
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: the table scrolls, the pictures shrink
+    expect_picture_shown(page.locator("#zoo-picture"))
+    screenshot(page, "tab-mixer-zoo-phone")
 
 
 def test_compare_tab_plots_accuracy_against_latency(page: Page, checkpoint_dir: Path) -> None:
@@ -103,6 +128,7 @@ def do_what_the_step_says(page: Page, title: str) -> None:
         expect(page.locator("#identity-top5 .confidence-set")).to_have_count(5, timeout=OUTPUT_TIMEOUT_MS)
     elif title == "Architecture":
         expect(page.locator('#architecture svg[data-measured="true"]')).to_be_visible(timeout=OUTPUT_TIMEOUT_MS)
+        expect(page.locator("#tour-step-7")).to_contain_text("Mixer zoo")  # the last step points on to the zoo
 
 
 def test_tour_walks_a_first_time_visitor_through_every_view(page: Page) -> None:

@@ -152,12 +152,15 @@ def test_our_result_is_read_from_the_bundled_checkpoints() -> None:
     """The shipped checkpoints record every seed: the table shows each mixer's mean ± sd and the gap's interval."""
     metadata = recorded_metadata(BUNDLED_DIR / "poolformer_s12_imagenette.safetensors")
     seeds = json.loads(metadata["seed_summary"])
+    gap = seeds["vs_pooling"]["identity"]
+    gap_cell = f"{gap['mean'] * 100:+.2f} [{gap['ci95'][0] * 100:+.2f}, {gap['ci95'][1] * 100:+.2f}]"
     expected = [
-        [mixer, f"{seeds[mixer]['mean'] * 100:.2f} ± {seeds[mixer]['sd'] * 100:.2f} ({len(seeds[mixer]['top1'])} seeds)"]
-        for mixer in ("pooling", "identity")
-    ]
+        [name, f"{seeds[mixer]['mean'] * 100:.2f} ± {seeds[mixer]['sd'] * 100:.2f} ({len(seeds[mixer]['top1'])} seeds)",
+         gap, f"{paper}"]
+        for name, mixer, gap, paper in (("PoolFormer-S12", "pooling", "—", 77.2), ("IdentityFormer-S12", "identity", gap_cell, 74.3))
+    ]  # fmt: skip
     text = measured_table(measured_mixer_runs())
-    assert [row[1:] for row in table_rows(text)[1:]] == expected
+    assert table_rows(text)[1:] == expected
     low, high = (value * 100 for value in seeds["gap"]["ci95"])
     assert f"**{seeds['gap']['mean'] * 100:.2f} points** on average over seeds (95 % interval {low:+.2f} to {high:+.2f})" in text
     assert ("still includes no gap" in text) == (low <= 0)
@@ -166,7 +169,7 @@ def test_our_result_is_read_from_the_bundled_checkpoints() -> None:
 def test_our_result_without_seeds_is_the_single_run() -> None:
     runs = [MeasuredRun("P", "pooling", "imagenette2", 0.9103, {}), MeasuredRun("I", "identity", "imagenette2", 0.8948, {})]
     text = measured_table(runs)
-    assert [row[1:] for row in table_rows(text)[1:]] == [["pooling", "91.03"], ["identity", "89.48"]]
+    assert [row[:2] for row in table_rows(text)[1:]] == [["P", "91.03 (1 seed)"], ["I", "89.48 (1 seed)"]]
     assert "**1.55 points** (one training run each)" in text
 
 
@@ -179,5 +182,5 @@ def test_our_result_shows_the_spread_over_seeds_when_recorded() -> None:
     }
     runs = [MeasuredRun("P", "pooling", "imagenette2", 0.91, summary), MeasuredRun("I", "identity", "imagenette2", 0.895, summary)]
     text = measured_table(runs)
-    assert [row[2] for row in table_rows(text)[1:]] == ["90.75 ± 0.35 (2 seeds)", "89.25 ± 0.35 (2 seeds)"]
+    assert [row[1] for row in table_rows(text)[1:]] == ["90.75 ± 0.35 (2 seeds)", "89.25 ± 0.35 (2 seeds)"]
     assert "**1.50 points** on average over seeds (95 % interval +0.50 to +2.50)" in text

@@ -19,10 +19,13 @@ import pytest
 import torch
 from PIL import Image
 from reference import IMAGENETTE
+from test_cka import hsic_cka
 from safetensors import safe_open
 
-from poolformer.explorer import bundled_choice
+from poolformer.cka import CKA_KEY, token_rows
+from poolformer.explorer import bundled_choice, feature_similarity, measured_run
 from poolformer.mixers import resolve_token_mixers
+from poolformer.preprocess import load_image, preprocess
 from poolformer.run_state import resume_path
 from poolformer.seeds import PAUSED, SUMMARY_KEY, gap_interval, read_metadata, summary, summary_table, t_quantile
 from poolformer.train import main as train_main
@@ -133,7 +136,8 @@ def test_seeds_then_summarize_record_every_seed_and_the_app_text_shows_them(
     assert [path.name for path in raw] == [f"{m}-seed{s}.safetensors" for m in ("identity", "pooling") for s in (0, 1)]
     assert "epoch   1/1" in (runs / "identity-seed1.train.log").read_text()
     final = tmp_path / "final"
-    assert train_main(["summarize", *map(str, raw), "--val", str(colour_dataset), "--out-dir", str(final)]) == 0
+    probe = ["--probe-images", "3"]
+    assert train_main(["summarize", *map(str, raw), "--val", str(colour_dataset), "--out-dir", str(final), *probe]) == 0
 
     summaries = {json.dumps(json.loads(read_metadata(path)[SUMMARY_KEY]), sort_keys=True) for path in final.iterdir()}
     assert len(summaries) == 1  # every checkpoint carries the same, complete summary
@@ -144,20 +148,48 @@ def test_seeds_then_summarize_record_every_seed_and_the_app_text_shows_them(
         assert summary[mixer]["mean"] == pytest.approx(statistics.fmean(recorded.values()))
     low, high = summary["gap"]["ci95"]
     assert low <= summary["gap"]["mean"] <= high
+    assert_cka_recorded(final, colour_dataset)
 
     # Adding a seed later: runs measured before are not measured again, and the summary covers them all.
     assert train_main(["seeds", "--seeds", "2", "--mixers", "pooling", "--out-dir", str(runs), "--", *fit_args]) == 0
     again = tmp_path / "again"
     measured = [*final.iterdir(), runs / "pooling-seed2.safetensors"]
-    assert train_main(["summarize", *map(str, measured), "--val", str(colour_dataset), "--out-dir", str(again)]) == 0
+    assert train_main(["summarize", *map(str, measured), "--val", str(colour_dataset), "--out-dir", str(again), *probe]) == 0
     assert capsys.readouterr().out.count("already measured") == 4
     summary_again = json.loads(read_metadata(again / "identity-seed0.safetensors")[SUMMARY_KEY])
     assert summary_again["identity"] == summary["identity"] and len(summary_again["pooling"]["top1"]) == 3
 
-    text = scratch_comparison(bundled_choice(final / "pooling-seed0.safetensors"), bundled_choice(final / "identity-seed0.safetensors"))
+    # Only the shipped seed-0 files (as in assets/checkpoints): the other seeds' figures they record are kept.
+    shipped = tmp_path / "shipped"
+    seed0 = [again / "pooling-seed0.safetensors", again / "identity-seed0.safetensors"]
+    assert train_main(["summarize", *map(str, seed0), "--val", str(colour_dataset), "--out-dir", str(shipped), *probe]) == 0
+    assert json.loads(read_metadata(shipped / "pooling-seed0.safetensors")[SUMMARY_KEY]) == summary_again
+
+    runs = [measured_run(bundled_choice(final / f"{mixer}-seed0.safetensors")) for mixer in ("pooling", "identity")]
+    text = scratch_comparison(runs)
     pooling = summary["pooling"]
-    assert f"{pooling['mean'] * 100:.2f} ± {pooling['sd'] * 100:.2f} % (mean ± sd over 2 seeds)" in text
-    assert "95 % interval" in text
+    assert f"{pooling['mean'] * 100:.2f} ± {pooling['sd'] * 100:.2f} (2 seeds)" in text
+    assert f"{summary['vs_pooling']['identity']['mean'] * 100:+.2f} points against pooling (95 % interval" in text
+
+
+def assert_cka_recorded(final: Path, val_dir: Path) -> None:
+    """Every checkpoint carries the same CKA record, and its figures are the HSIC form's on the probe's token rows."""
+    records = {read_metadata(path)[CKA_KEY] for path in final.iterdir()}
+    assert len(records) == 1
+    record = json.loads(records.pop())
+    assert record["reference"] == "pooling seed 0" and record["images"] == 6 and "first 3 images" in record["probe"]
+    assert list(record["stages"]) == ["identity", "pooling seed 1"]  # other mixers, then another pooling seed
+    read_back = feature_similarity(bundled_choice(final / "identity-seed0.safetensors"))  # as the app reads it
+    assert read_back is not None and read_back.stages == record["stages"] and read_back.images == record["images"]
+    probe = [sorted((val_dir / wnid).iterdir())[:3] for wnid in WNIDS]
+    pixels = torch.cat([preprocess(load_image(path), 0.9) for paths in probe for path in paths])
+    with torch.inference_mode():
+        _, reference = create_model(weights=final / "pooling-seed0.safetensors").forward_with_stages(pixels)
+        for name, checkpoint in (("identity", "identity-seed0"), ("pooling seed 1", "pooling-seed1")):
+            _, stages = create_model(weights=final / f"{checkpoint}.safetensors").forward_with_stages(pixels)
+            for stage in (2, 3):  # 6 × 196 and 6 × 49 token rows: small enough for n × n Gram matrices
+                expected = hsic_cka(token_rows(reference[stage]), token_rows(stages[stage]))
+                assert record["stages"][name][stage] == pytest.approx(expected, rel=1e-6)
 
 
 def test_zoo_summary_gives_every_mixer_its_gap_to_pooling() -> None:

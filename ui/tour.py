@@ -17,7 +17,7 @@ class TourStep:
     tab: str | None
 
 
-# photo → predict → stages → where it looks → what pooling does → ablation → architecture. A step whose
+# photo → predict → stages → where it looks → what pooling does → ablation → architecture (and the zoo). A step whose
 # tab id is not on the page only explains.
 TOUR = [
     TourStep(
@@ -59,7 +59,8 @@ TOUR = [
     TourStep(
         "Architecture",
         "The **MetaFormer** tab draws the whole network with your photo's tensor shapes, beside the paper's "
-        "ablations and our own measurement. Enjoy exploring!",
+        "ablations and our own measurement. The **Mixer zoo** tab then puts the paper's question to your photo: "
+        "every bundled model that differs only in its token mixer, side by side. Enjoy exploring!",
         "metaformer",
     ),
 ]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Sequence
 
 from PIL import Image
 
-from poolformer.explorer import PAPER_S12_TOP1, TRAINED_POOL_SIZE, Ablation, ModelChoice, paper, pool_size
+from poolformer.explorer import PAPER_S12_TOP1, TRAINED_POOL_SIZE, Ablation, MeasuredRun, paper, pool_size
 from visualize.charts import ablation_chart
-from visualize.text import percent
+from visualize.metaformer import accuracy_text
 
 
 def ablation_picture(ablation: Ablation) -> Image.Image:
@@ -34,8 +34,8 @@ def ablation_summary(ablation: Ablation) -> str:
         f"- Top-1 agreement: {agreement}.",
         f"- KL divergence KL(as trained ‖ ablated): **{ablation.kl_divergence:.3f} nats** (0 means identical predictions).",
     ]
-    if ablation.scratch is not None and ablation.scratch_choice is not None:
-        lines += ["", scratch_comparison(ablation.choice, ablation.scratch_choice)]
+    if ablation.scratch is not None and ablation.zoo:
+        lines += ["", scratch_comparison(ablation.zoo)]
     lines += [
         "",
         f"**What the paper found.** In MetaFormer (Yu et al., arXiv 2111.11418, Table 5), PoolFormer-S12 trained "
@@ -70,24 +70,22 @@ def pool_size_line() -> str:
     return ", ".join(f"{size} × {size} → {top1}" for size, top1 in paper.POOL_SIZE_TOP1.items())
 
 
-def scratch_comparison(pooling: ModelChoice, identity: ModelChoice) -> str:
-    """The two bundled models' measured val accuracy: mean ± sd over seeds where recorded, else the one run."""
-    summary = json.loads(pooling.metadata.get("seed_summary", "{}"))
-
-    def accuracy(choice: ModelChoice) -> str:
-        seeds = summary.get(choice.token_mixer)
-        if seeds and len(seeds["top1"]) > 1:
-            return f"{seeds['mean'] * 100:.2f} ± {seeds['sd'] * 100:.2f} % (mean ± sd over {len(seeds['top1'])} seeds)"
-        value = choice.metadata.get("val_top1")
-        return f"{percent(float(value))} (one training run)" if value else "not recorded"
-
-    text = (
-        f"**Trained from scratch with each mixer** (third bar): {pooling.name} reaches **{accuracy(pooling)}** and "
-        f"{identity.name} **{accuracy(identity)}** top-1 on the {pooling.metadata.get('dataset', 'validation')} val split"
+def scratch_comparison(runs: Sequence[MeasuredRun]) -> str:
+    """Every bundled model trained from scratch with its own mixer (the zoo, pooling first): val accuracy over
+    seeds and each one's gap to pooling, so the third bar's identity model is seen among all of them."""
+    if not runs:
+        return ""
+    dataset = runs[0].dataset
+    parts = []
+    for run in runs:
+        part = f"{run.name} **{accuracy_text(run)}**"
+        gap = run.gap_to_pooling
+        if gap is not None:
+            mean, low, high = (value * 100 for value in gap)
+            part += f", {mean:+.2f} points against pooling (95 % interval {low:+.2f} to {high:+.2f}"
+            part += ", too few seeds yet to rule out no gap at all)" if low <= 0 <= high else ")"
+        parts.append(part)
+    return (
+        f"**Trained from scratch with each mixer** (the third bar is the identity one), {dataset} val top-1 in %, "
+        "mean ± sd over training seeds: " + "; ".join(parts) + "."
     )
-    if "gap" in summary:
-        low, high = (value * 100 for value in summary["gap"]["ci95"])
-        text += f"; the gap is {summary['gap']['mean'] * 100:+.2f} points (95 % interval {low:+.2f} to {high:+.2f})"
-        if low <= 0:
-            text += ", too few seeds yet to rule out no gap at all"
-    return text + "."

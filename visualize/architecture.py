@@ -21,7 +21,8 @@ WIDTH, HEIGHT = 1000, 532
 FONT = "ui-sans-serif, system-ui, sans-serif"
 MONO = "ui-monospace, Menlo, monospace"
 INK, MUTED, LINE = "#1f2430", "#5b6170", "#8a90a0"
-MIXER_COLOURS = {"identity": "#e07b39"}  # every pooling size shares the default colour
+# Every pooling size shares the default colour; the zoo's other mixers each get their own.
+MIXER_COLOURS = {"identity": "#e07b39", "depthwise": "#3f7f4e", "random": "#7a5ba6", "attention": "#b0413e"}
 POOLING_COLOUR = "#3b6fb6"
 BOX_FILL, STAGE_FILL, ADD_FILL = "#f4f6fb", "#eef2fb", "#ffffff"
 THUMB = 84  # px, photo and per-stage energy maps
@@ -32,10 +33,20 @@ def shape_text(shape: Sequence[int]) -> str:
     return "[" + ", ".join(str(size) for size in shape) + "]"
 
 
+# The label on a stage's mixer for the mixers without a pool size, and what each does, for the block's note.
+MIXER_LABELS = {"identity": "identity", "depthwise": "depthwise 3×3", "random": "random W·x", "attention": "attention"}
+MIXER_NOTES = {
+    "identity": "identity, so tokens never exchange information inside a block — only the stem and downsampling convs mix neighbours.",
+    "depthwise": "a learned 3×3 filter per channel: the trainable cousin of pooling, each token a weighted mix of its neighbourhood.",
+    "random": "a fixed random matrix (never trained) that makes every token a blend of all the stage's tokens.",
+    "attention": "self-attention: every token weighs all the stage's tokens by how well they match it (heads of 32 channels).",
+}
+
+
 def mixer_text(mixer: str) -> str:
     """'pooling-5' → 'pool 5×5 − x'; the trained 'pooling' is 3×3."""
-    if mixer == "identity":
-        return "identity"
+    if mixer in MIXER_LABELS:
+        return MIXER_LABELS[mixer]
     size = pool_size(mixer)
     return f"pool {size}×{size} − x"
 
@@ -245,8 +256,8 @@ def block_row(architecture: Architecture, top: float) -> str:
 
 
 def mixer_note(mixer: str) -> str:
-    if mixer == "identity":
-        return "identity, so tokens never exchange information inside a block — only the stem and downsampling convs mix neighbours."
+    if mixer in MIXER_NOTES:
+        return MIXER_NOTES[mixer]
     size = pool_size(mixer)
     return f"each token becomes the mean of its {size}×{size} neighbourhood minus itself (the add puts x back), with no weights at all."
 

@@ -10,15 +10,13 @@ from visualize.maps import overlay
 from visualize.stages import ENERGY_COLORMAP
 from visualize.text import percent
 
-
 COMPARISON_COLUMNS = ["model", "weights", "params (M)", "GMACs", "top-1 (%)", "latency (ms)", "top-5"]
 COMPARISON_COLUMN_WIDTHS = ["19%", "14%", "8%", "7%", "7%", "10%", "35%"]
 
 
 def comparison_row(row: Comparison) -> list[str | float]:
-    variant = row.choice.variant
     top5 = " · ".join(f"{name} {percent(probability)}" for name, probability in row.top5.items())
-    return [row.choice.name, weights_text(row.choice), round(row.params_m, 1), variant.macs_g, top1_figure(row.choice),
+    return [row.choice.name, weights_text(row.choice), round(row.params_m, 1), row.gmacs, top1_figure(row.choice),
             round(row.latency_ms, 1), top5]  # fmt: skip
 
 

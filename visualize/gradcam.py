@@ -65,7 +65,9 @@ def cam_comparison_summary(explanation: Explanation) -> str:
     """Each model's probability for the class, and how alike its maps are to the as-trained ones."""
     runs = explained_runs(explanation)
     if len(runs) == 1:
-        return f"{explanation.choice.name} already mixes tokens by identity: pick a pooling model to see its maps change."
+        mixer = explanation.choice.token_mixer
+        how = "already mixes tokens by identity" if mixer == "identity" else f"is the zoo's {mixer} model, with no twin"
+        return f"{explanation.choice.name} {how}: pick a pooling model to see its maps change without pooling."
     lines = [
         (
             f"Grad-CAM for **{explanation.target_name}** in every model, each map on its own colour scale. "

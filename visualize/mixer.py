@@ -11,6 +11,7 @@ from poolformer.explorer import MixerFilter, Token
 from poolformer.mixer_filter import border_kernels
 from visualize.maps import PHOTO_SIZE, bar_list, neighbourhood_grid, overlay, signed_picture, titled_row
 from visualize.stages import MIXER_COLORMAP
+from visualize.text import MIXER_OUTPUTS, mixer_name
 
 KERNEL_COLORMAP = "RdBu"  # red below zero, blue above: the centre's negative weight stands out
 BORDER_TITLES = {"interior": "inside the map", "edge": "on an edge (top)", "corner": "in a corner (top left)"}
@@ -78,7 +79,10 @@ def filter_caption(result: MixerFilter) -> str:
         "channels of the first block's normalised input — the same filter, on learnt features instead of colours.",
     ]
     if result.token_mixer != "pooling":
-        lines.append(f"{result.choice.name} mixes tokens by identity, so its map shows ‖norm(x)‖: no pooling there.")
+        lines.append(
+            f"{result.choice.name}'s first token mixer is {mixer_name(result.token_mixer)}, so its map shows "
+            f"{MIXER_OUTPUTS[result.token_mixer]}: no pooling there."
+        )
     return "\n\n".join(lines)
 
 
@@ -105,7 +109,7 @@ def token_summary(token: Token) -> str:
     """The inspected token in numbers: its window, the three norms, how alike it and its neighbours are."""
     height, width = token.grid
     count = int((token.weights != 0).sum())
-    verb = "passes on" if token.token_mixer == "pooling" else "would pass on (this model's mixer is identity)"
+    verb = "passes on" if token.token_mixer == "pooling" else f"would pass on (this model's mixer is {mixer_name(token.token_mixer)})"
     return (
         f"**Stage {token.stage}, token row {token.row}, column {token.column}** of {height} × {width}. Its window "
         f"covers {count} tokens, each weighing {fraction(1 / count)}; the token itself "

@@ -24,10 +24,17 @@ from visualize.maps import (
     shared_range,
     titled_row,
 )
+from visualize.text import MIXER_OUTPUTS
 
 ENERGY_COLORMAP = "inferno"
 MIXER_COLORMAP = "viridis"
-MIXER_TITLES = {"pooling": "pooling adds ‖pool(x) − x‖", "identity": "identity mixer ‖norm(x)‖"}
+MIXER_TITLES = {  # the stage picture's third panel: what the first block's token mixer outputs
+    "pooling": f"pooling adds {MIXER_OUTPUTS['pooling']}",
+    "identity": f"identity mixer {MIXER_OUTPUTS['identity']}",
+    "depthwise": f"depthwise adds {MIXER_OUTPUTS['depthwise']}",
+    "random": f"random matrix adds {MIXER_OUTPUTS['random']}",
+    "attention": f"attention adds {MIXER_OUTPUTS['attention']}",
+}
 
 
 def stage_heading(stage: StageView) -> str:

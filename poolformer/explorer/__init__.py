@@ -4,7 +4,8 @@
   the operator's and visitors' own), the default;
 - `cache`: the shared read-only model cache;  `downloads`: Hub weights fetched in the background;
 - one module per view: `prediction`, `ablation`, `comparison`, `mixer`, `explanation`, `metaformer` (the
-  architecture diagram's data);  `paper`: the MetaFormer papers' figures we cite.
+  architecture diagram's data), `zoo` (every bundled token mixer on one photo);
+- `measured`: what the bundled checkpoints record (accuracy over seeds, CKA);  `paper`: the papers' figures we cite.
 
 Every view returns plain data (numpy arrays, dicts, dataclasses); `visualize/` draws, `app.py` wires.
 """
@@ -25,20 +26,31 @@ from poolformer.explorer.catalogue import (
     scratch_twin,
     visitor_models_allowed,
     visitor_rules,
+    zoo_choices,
 )
 from poolformer.explorer.common import ALL_STAGES, DEVICE, PAPER_S12_TOP1, ExplorerError, LoadReporter, shown
 from poolformer.explorer.comparison import TIMED_RUNS, Comparison, compare
 from poolformer.explorer.downloads import DOWNLOADS
 from poolformer.explorer.explanation import TOP1, Explanation, ModelMaps, explain
-from poolformer.explorer.metaformer import Architecture, MeasuredRun, StageTrace, measured_mixer_runs, trace
+from poolformer.explorer.measured import (
+    FeatureSimilarity,
+    MeasuredRun,
+    feature_similarity,
+    measured_mixer_runs,
+    measured_run,
+)
+from poolformer.explorer.metaformer import Architecture, StageTrace, trace
 from poolformer.explorer.mixer import MixerFilter, Token, filter_photo, inspect_token
 from poolformer.explorer.prediction import Prediction, StageView, predict
+from poolformer.explorer.zoo import CAM_STAGES, Zoo, ZooMember, mixer_zoo, zoo_class_names, zoo_similarity
 
 __all__ = [
-    "ALL_STAGES", "DEVICE", "DOWNLOADS", "MODELS", "PAPER_S12_TOP1", "POOL_SIZES", "TIMED_RUNS", "TOP1",
-    "TRAINED_POOL_SIZE", "Ablation", "Architecture", "Comparison", "Explanation", "ExplorerError", "LoadReporter",
-    "MeasuredRun", "MixerFilter", "ModelCache", "ModelChoice", "ModelMaps", "Prediction", "StageTrace", "StageView",
-    "Token", "ablate", "add_models", "bundled_choice", "checkpoint_dir", "choice_label", "compare", "default_choice", "describe",
-    "explain", "fetch_official_default", "filter_photo", "find_choice", "inspect_token", "load", "loaded_model", "loaded_status",
-    "measured_mixer_runs", "model_choices", "pool_size", "predict", "scratch_twin", "shown", "status_line", "trace", "visitor_models_allowed", "visitor_rules",
+    "ALL_STAGES", "CAM_STAGES", "DEVICE", "DOWNLOADS", "MODELS", "PAPER_S12_TOP1", "POOL_SIZES", "TIMED_RUNS", "TOP1",
+    "TRAINED_POOL_SIZE", "Ablation", "Architecture", "Comparison", "Explanation", "ExplorerError", "FeatureSimilarity",
+    "LoadReporter", "MeasuredRun", "MixerFilter", "ModelCache", "ModelChoice", "ModelMaps", "Prediction", "StageTrace",
+    "StageView", "Token", "Zoo", "ZooMember", "ablate", "add_models", "bundled_choice", "checkpoint_dir",
+    "choice_label", "compare", "default_choice", "describe", "explain", "feature_similarity", "fetch_official_default",
+    "filter_photo", "find_choice", "inspect_token", "load", "loaded_model", "loaded_status", "measured_mixer_runs",
+    "measured_run", "mixer_zoo", "model_choices", "pool_size", "predict", "scratch_twin", "shown", "status_line",
+    "trace", "visitor_models_allowed", "visitor_rules", "zoo_choices", "zoo_class_names", "zoo_similarity",
 ]

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from poolformer.explorer.cache import MODELS, loaded_model, status_line
-from poolformer.explorer.catalogue import ModelChoice, find_choice, scratch_twin
+from poolformer.explorer.catalogue import ModelChoice, find_choice, scratch_twin, zoo_choices
 from poolformer.explorer.common import (
     ALL_STAGES,
     ExplorerError,
@@ -23,6 +23,7 @@ from poolformer.explorer.common import (
     side_by_side,
     top_k,
 )
+from poolformer.explorer.measured import MeasuredRun, measured_run
 from poolformer.model import NUM_STAGES, PoolFormer
 
 TRAINED_POOL_SIZE = 3  # every pooling checkpoint we serve was trained with 3 x 3 pooling
@@ -52,6 +53,7 @@ class Ablation:
     kl_divergence: float  # KL(pooling || identity), nats
     scratch: Run | None  # the identity-mixer model trained from scratch, when one is bundled
     scratch_choice: ModelChoice | None
+    zoo: list[MeasuredRun]  # with a scratch twin: every bundled mixer model trained alike, as it measured on val
 
 
 def run_of(name: str, logits: torch.Tensor, class_names: Sequence[str]) -> Run:
@@ -173,7 +175,9 @@ def ablate(
     """
     choice = find_choice(value)
     if choice.token_mixer != "pooling":
-        raise ExplorerError(f"{choice.name} already mixes tokens by identity; pick a pooling model to ablate")
+        mixer = choice.token_mixer
+        how = "already mixes tokens by identity" if mixer == "identity" else f"mixes tokens by {mixer}"
+        raise ExplorerError(f"{choice.name} {how}; pick a pooling model to ablate")
     mixers = ablation_mixers(stages, pool_sizes)
     photo = photo_from(source)
     choice, model = loaded_model(value, report)
@@ -200,6 +204,7 @@ def ablate(
         kl_divergence=kl_divergence(pooling.probabilities, identity.probabilities),
         scratch=scratch,
         scratch_choice=twin,
+        zoo=[] if twin is None else [measured_run(member) for member in zoo_choices() if "val_top1" in member.metadata],
     )
 
 

@@ -24,6 +24,7 @@ from poolformer import hub
 from poolformer.explorer.common import ExplorerError, shown, text
 from poolformer.explorer.downloads import DOWNLOADS
 from poolformer.hub import HubRepo, hub_weights_cached
+from poolformer.mixers import MIXER_LAYOUTS
 from poolformer.model import VARIANTS, PoolFormer, Variant
 from poolformer.weights import IMAGENET_CLASSES, WeightsError, checkpoint_facts, hub_repo_named
 
@@ -242,6 +243,27 @@ def scratch_twin(choice: ModelChoice) -> ModelChoice | None:
         ):
             return other
     return None
+
+
+def zoo_choices() -> list[ModelChoice]:
+    """The token-mixer zoo: every bundled checkpoint trained with one of the zoo's layouts, pooling first.
+
+    A checkpoint joins by its metadata alone (`token_mixer` names a layout of MIXER_LAYOUTS), as long as it
+    was trained like the first bundled pooling model: same variant, dataset and classes, so one photo and
+    one class mean the same to all of them.
+    """
+    bundled = [choice for choice in model_choices() if choice.bundled and choice.token_mixer in MIXER_LAYOUTS]
+    reference = next((choice for choice in bundled if choice.token_mixer == "pooling"), None)
+    if reference is None:
+        return []
+
+    def trained_alike(choice: ModelChoice) -> bool:
+        return choice.variant == reference.variant and all(
+            choice.metadata.get(key) == reference.metadata.get(key) for key in ("dataset", "class_names")
+        )
+
+    order = list(MIXER_LAYOUTS)
+    return sorted(filter(trained_alike, bundled), key=lambda choice: (order.index(choice.token_mixer), choice is not reference))
 
 
 def count_parameters(choice: ModelChoice) -> float:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import torch
 from PIL import Image
 
+from poolformer.complexity import macs
 from poolformer.explorer.cache import MODELS
 from poolformer.explorer.catalogue import ModelChoice, model_choices, weights_available
 from poolformer.explorer.common import (
@@ -23,7 +25,8 @@ from poolformer.explorer.common import (
     photo_from,
     top_k,
 )
-from poolformer.model import PoolFormer
+from poolformer.model import VARIANTS, PoolFormer
+from poolformer.preprocess import INPUT_SIZE
 
 TIMED_RUNS = 3
 
@@ -35,6 +38,7 @@ class Comparison:
     choice: ModelChoice
     top5: dict[str, float]
     params_m: float
+    gmacs: float  # at 224 px: the authors' figure for official weights, counted like theirs for bundled mixers
     latency_ms: float  # median of TIMED_RUNS forward passes on DEVICE
     photo: Image.Image
     stage4_energy: np.ndarray
@@ -52,6 +56,24 @@ def median_latency_ms(model: PoolFormer, pixels: torch.Tensor) -> float:
     return statistics.median(timings)
 
 
+@cache
+def counted_gmacs(variant: str, token_mixers: tuple[str, ...], num_classes: int) -> float:
+    """GMACs of one pass at 224 px, counted as the authors did (poolformer.complexity), once per layout.
+
+    The model runs on the meta device: counting needs shapes, not weights or arithmetic.
+    """
+    with torch.device("meta"):
+        model = PoolFormer(VARIANTS[variant], num_classes, token_mixers=token_mixers).eval()
+        return macs(model, INPUT_SIZE) / 1e9
+
+
+def gmacs(choice: ModelChoice, model: PoolFormer) -> float:
+    """The authors' figure for their own weights; counted for every other model (its mixers, its classes)."""
+    if choice.official:
+        return choice.variant.macs_g
+    return round(counted_gmacs(choice.variant.name, model.token_mixers, model.num_classes), 1)
+
+
 @torch.inference_mode()
 def compare_one(choice: ModelChoice, photo: Image.Image, report: LoadReporter | None) -> Comparison:
     model = MODELS.get(choice, report)
@@ -62,6 +84,7 @@ def compare_one(choice: ModelChoice, photo: Image.Image, report: LoadReporter | 
         choice=choice,
         top5=top_k(logits[0].softmax(-1), model.class_names),
         params_m=sum(parameter.numel() for parameter in model.parameters()) / 1e6,
+        gmacs=gmacs(choice, model),
         latency_ms=median_latency_ms(model, pixels),
         photo=input_photo(pixels),
         stage4_energy=energy(stage_outputs[-1]),

@@ -1,9 +1,8 @@
-"""The MetaFormer tab: the selected model's architecture with the tensor shapes of the visitor's photo,
-and our own trained-from-scratch mixer comparison to set beside the paper's (see `paper`)."""
+"""The MetaFormer tab's diagram: the selected model's architecture with the tensor shapes of the visitor's photo
+(our own trained-from-scratch results beside the paper's are in `measured`)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cache
 
@@ -12,7 +11,7 @@ import torch
 from PIL import Image
 
 from poolformer.explorer.cache import loaded_model
-from poolformer.explorer.catalogue import ModelChoice, find_choice, model_choices
+from poolformer.explorer.catalogue import ModelChoice, find_choice
 from poolformer.explorer.common import (
     ALL_STAGES,
     LoadReporter,
@@ -23,9 +22,9 @@ from poolformer.explorer.common import (
     photo_from,
     top_k,
 )
+from poolformer.mixers import resolve_token_mixers
 from poolformer.model import NUM_STAGES, VARIANTS, PoolFormer
 from poolformer.preprocess import INPUT_SIZE
-from poolformer.seeds import SUMMARY_KEY
 from poolformer.weights import WeightsError
 
 Shape = tuple[int, ...]
@@ -80,7 +79,7 @@ def stage_traces(choice: ModelChoice, mixers: tuple[str, ...], shapes: tuple[Sha
 def from_architecture(choice: ModelChoice, note: str) -> Architecture:
     """The diagram without running the model: shapes for a standard crop."""
     input_shape, shapes, logits_shape = architecture_shapes(choice.variant.name, choice.num_classes)
-    stages = stage_traces(choice, (choice.token_mixer,) * NUM_STAGES, shapes, [None] * NUM_STAGES)
+    stages = stage_traces(choice, resolve_token_mixers(choice.token_mixer), shapes, [None] * NUM_STAGES)
     return Architecture(choice, input_shape, stages, logits_shape, None, None, False, note)
 
 
@@ -124,29 +123,3 @@ def trace(source: PhotoSource | None, value: str, report: LoadReporter | None = 
         measured=True,
         note="Shapes of the tensors your photo produced, read from the forward pass.",
     )
-
-
-@dataclass(frozen=True)
-class MeasuredRun:
-    """A bundled model's validation accuracy, as recorded in its checkpoint when it was finalised."""
-
-    name: str
-    token_mixer: str
-    dataset: str
-    val_top1: float  # fraction, this checkpoint's own
-    seed_summary: dict  # per mixer mean ± sd over seeds and the gap's 95 % interval, when several seeds were trained
-
-
-def measured_mixer_runs() -> list[MeasuredRun]:
-    """Our pooling-vs-identity result: every bundled checkpoint that recorded its val accuracy."""
-    return [
-        MeasuredRun(
-            name=choice.name,
-            token_mixer=choice.token_mixer,
-            dataset=choice.metadata.get("dataset", "its own"),
-            val_top1=float(choice.metadata["val_top1"]),
-            seed_summary=json.loads(choice.metadata.get(SUMMARY_KEY, "{}")),
-        )
-        for choice in model_choices()
-        if choice.bundled and "val_top1" in choice.metadata
-    ]

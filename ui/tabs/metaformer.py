@@ -25,8 +25,9 @@ METAFORMER_READING = """
 **How to read the tables.** Changing the mixer moves ImageNet accuracy by a few points — even no mixing at
 all (identity) keeps most of it — while taking away the normalisation, the residual connections or the channel
 MLP breaks the network. That is the paper's case that the MetaFormer *structure* matters most. Our own
-two Imagenette models tell the same story on a small scale. In the paper each pool size was *trained* with its
-window; in the **Token-mixer ablation** tab, sizes 5 and 7 are a what-if on weights trained with 3.
+Imagenette models, one per token mixer, tell the same story on a small scale, and the **Mixer zoo** tab runs them
+all on your photo. In the paper each pool size was *trained* with its window; in the **Token-mixer ablation** tab,
+sizes 5 and 7 are a what-if on weights trained with 3.
 """
 
 

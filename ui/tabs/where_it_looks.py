@@ -7,10 +7,8 @@ from typing import Any
 import gradio as gr
 
 from poolformer import explorer
-from ui.shared import FIGURE_BUTTONS, STAGE_CHOICES, Shared, friendly_errors, reporter, uploaded_photo
+from ui.shared import FIGURE_BUTTONS, STAGE_CHOICES, TOP1_CHOICE, Shared, friendly_errors, reporter, uploaded_photo
 from visualize.gradcam import cam_caption, cam_comparison_picture, cam_comparison_summary, cam_picture
-
-TOP1_CHOICE = ("the top-1 class", explorer.TOP1)
 
 EXPLAIN_INTRO = """
 **Where does the model look?** Grad-CAM (Selvaraju et al., [*Grad-CAM: Visual Explanations from Deep Networks via

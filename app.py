@@ -24,6 +24,7 @@ from starlette.middleware import Middleware
 from poolformer import explorer
 from poolformer.weights import WeightsError
 from ui import links, sidebar, tour
+from ui.look import CSS, HEAD, THEME
 from ui.server import (
     MAX_REQUEST_BODY,
     MAX_UPLOAD_SIZE,
@@ -52,70 +53,9 @@ models work. Give it a photo to see its top-5 guesses and what each of its four 
 pooling off to measure how much it matters, or run every available variant side by side.
 """
 
-# System fonts only: the theme's default Google Fonts can't load on an offline machine. The .set() colours pass
-# WCAG AA contrast (4.5:1 for text, checked by axe-core in tests/test_browser_a11y.py): Soft's indigo-500
-# labels and buttons, and its grey-400 subdued text, fall short on their backgrounds.
-THEME = gr.themes.Soft(
-    primary_hue="indigo",
-    font=["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "sans-serif"],
-    font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
-).set(
-    block_label_text_color="*primary_700",
-    block_title_text_color="*primary_700",
-    button_primary_background_fill="*primary_600",
-    button_primary_background_fill_hover="*primary_700",
-    button_primary_background_fill_hover_dark="*primary_700",
-    checkbox_label_background_fill_selected="*primary_600",
-    color_accent="*primary_600",
-    body_text_color_subdued="*neutral_600",
-    link_text_color_dark="*secondary_400",
-    link_text_color_hover_dark="*secondary_300",
-    link_text_color_visited_dark="*secondary_400",
-    link_text_color_active_dark="*secondary_300",
-)
-CSS = """
-.stage-heading { margin-top: 0.6rem; }
-.stage-heading p { font-size: 0.95rem; }
-.cam-caption p { font-size: 0.85rem; }
-.cam-caption, #cam-summary { overflow: visible !important; }  /* text that fits: never a scroll box */
-#cam-summary td:not(:first-child), #cam-summary th:not(:first-child) { white-space: nowrap; }
-#zoo-table table { display: block; overflow-x: auto; }  /* a phone scrolls the zoo's wide tables, not squeezes them */
-#zoo-table :is(td, th) { min-width: 6.5rem; }
-#zoo-table :is(td, th), #measured-table :is(td, th) { overflow-wrap: normal; word-break: normal; }  /* whole words */
-footer { display: none !important; }
-#architecture svg { display: block; margin: 0 auto; }
-#architecture:fullscreen { background: var(--body-background-fill); overflow: auto; padding: 1rem; }
-#architecture:fullscreen svg { width: 100%; height: 100%; }
-#tour-steps .stepper-wrapper { padding: 0 2.5rem 0.6rem; }  /* room for the last step's label */
-@media (max-width: 640px) {  /* a phone: one column, and the wide figures at their own size, swiped sideways */
-  .row:not(#tour-steps .row) > .block, .row:not(#tour-steps .row) > .column { min-width: 100% !important; }
-  :is(#stage-1, #stage-2, #stage-3, #stage-4, #cam-comparison, #ablation-chart) .image-container {
-    display: block !important; overflow-x: auto;
-  }
-  :is(#stage-1, #stage-2, #stage-3, #stage-4, #cam-comparison, #ablation-chart) :is(.image-container > button, .image-frame) {
-    display: block; width: max-content; max-width: none; height: auto;
-  }
-  :is(#stage-1, #stage-2, #stage-3, #stage-4, #cam-comparison, #ablation-chart) .image-frame img {
-    width: auto !important; height: auto !important; max-width: none !important; max-height: none !important;
-  }
-  #cam-summary td, #cam-summary th { white-space: normal !important; }
-  #compare-table table { min-width: 560px; }  /* the table scrolls inside its own frame */
-  #architecture { overflow-x: auto; }
-  #architecture svg { min-width: 720px; }
-}
-"""
-# Gradio marks an empty output with an aria-label on a plain <div>, which ARIA forbids; as role="img" the label
-# is allowed and says what is there ("Empty value").
-HEAD = """<script>
-new MutationObserver(() => document.querySelectorAll(".empty[aria-label]:not([role])").forEach(
-  (empty) => empty.setAttribute("role", "img"))).observe(document.documentElement, {childList: true, subtree: true});
-</script>"""
-
-
 def build_app() -> gr.Blocks:
     with gr.Blocks(title="PoolFormer Explorer", delete_cache=TEMP_FILE_SWEEP) as app:
         gr.Markdown(INTRO)
-        copy_link = links.build()
         guide = tour.build()
         with gr.Row():
             shared = sidebar.build(app)
@@ -130,6 +70,7 @@ def build_app() -> gr.Blocks:
                     metaformer.build(shared)
                     zoo.build(shared)
                     about.build(shared)
+        copy_link = links.build()  # last, so the components before it keep their ids (the API names some by them)
         tour.wire(guide, app, tabs)
         links.wire(copy_link, app, shared, tabs)
     return app

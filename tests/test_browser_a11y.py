@@ -24,7 +24,7 @@ BLOCKING_IMPACTS = ("critical", "serious")
 PHONE = {"width": 390, "height": 844}
 DONE_TIMEOUT_MS = 120_000
 # Pictures drawn wide (three views, or a grid of stages × models) that a phone shows at their own size, swiped.
-SWIPED_FIGURES = ["#stage-1", "#stage-2", "#stage-3", "#stage-4", "#cam-comparison", "#ablation-chart"]
+SWIPED_FIGURES = ["#stage-1", "#stage-2", "#stage-3", "#stage-4", "#cam-comparison", "#ablation-chart", "#zoo-picture"]
 
 
 def open_page(browser: Browser, url: str, **context: object) -> Page:
@@ -47,9 +47,13 @@ def tab_names(page: Page) -> list[str]:
 
 
 def wait_until_idle(page: Page) -> None:
-    """Every event the page started has answered (Gradio marks a pending output with .wrap.pending/.generating)."""
-    page.wait_for_timeout(300)
-    page.wait_for_function("!document.querySelector('.wrap.pending, .wrap.generating')", timeout=DONE_TIMEOUT_MS)
+    """Every event the page started has answered: no output's status tracker says "processing" or "queue"."""
+    page.wait_for_timeout(500)
+    page.wait_for_function(
+        """() => ![...document.querySelectorAll("[data-testid=status-tracker]")].some(
+            (tracker) => /processing|queue/.test(tracker.textContent))""",
+        timeout=DONE_TIMEOUT_MS,
+    )
 
 
 def run_tab(page: Page, name: str) -> None:
@@ -122,8 +126,10 @@ def test_axe_finds_nothing_critical_or_serious_on_any_tab(browser: Browser, app_
 
 def test_phone_shows_every_tab_without_sideways_scrolling(phone: Page) -> None:
     upload(phone, CAT)
+    failures = []
     for name in tab_names(phone):
         run_tab(phone, name)
+        failures += [f"{name}: {failure}" for failure in blocking(axe_violations(phone))]  # swiped frames too
         page_width = phone.evaluate("document.documentElement.scrollWidth")
         assert page_width <= PHONE["width"], f"{name}: the page scrolls sideways ({page_width} px wide)"
         for figure in SWIPED_FIGURES:
@@ -146,6 +152,7 @@ def test_phone_shows_every_tab_without_sideways_scrolling(phone: Page) -> None:
         assert not outside, f"{name}: {outside}"
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
         phone.screenshot(path=str(SCREENSHOTS / f"phone-{slug}.png"), full_page=True)
+    assert not failures, "\n".join(failures)
 
 
 def linked_state(page: Page) -> dict[str, object]:

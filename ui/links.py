@@ -57,7 +57,8 @@ COPY_LINK_JS = """() => {
 
 
 def build() -> gr.Button:
-    """The button that copies the address (it always holds the current view); `wire` it once the page exists."""
+    """The button that copies the address (it always holds the current view), kept in the window's corner by the
+    CSS; `wire` it once the page exists."""
     return gr.Button("Copy a link to this view", size="sm", scale=0, min_width=220, elem_id="copy-link")
 
 

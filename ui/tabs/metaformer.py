@@ -54,10 +54,10 @@ def run_architecture(
 def build(shared: Shared) -> None:
     with gr.Tab("MetaFormer", id="metaformer"):
         gr.Markdown(METAFORMER_INTRO)
+        diagram = gr.HTML(elem_id="architecture", min_height=200)
         with gr.Row():
             download = gr.Button("Download the diagram (SVG)", size="sm", scale=0, min_width=220, elem_id="architecture-download")
             full_screen = gr.Button("Full screen", size="sm", scale=0, min_width=120, elem_id="architecture-full-screen")
-        diagram = gr.HTML(elem_id="architecture", min_height=200)
         with gr.Row():
             gr.Markdown(paper_mixer_tables(), elem_id="paper-tables")
             gr.Markdown(measured_table(explorer.measured_mixer_runs()), elem_id="measured-table")

@@ -22,7 +22,8 @@ import app  # noqa: E402
 from poolformer import explorer  # noqa: E402
 
 PHOTO = REPO / "assets" / "examples" / "cat.jpg"
-ECHOED = ("predict", "ablate", "compare", "architecture", "explain", "mixers")  # the endpoints app_latency.py times
+# The endpoints app_latency.py times.
+ECHOED = ("predict", "ablate", "compare", "architecture", "explain", "mixers", "sanity", "faithfulness")
 
 
 def echo(function: Callable[..., Any], answer: Any) -> Callable[..., Any]:

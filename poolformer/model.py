@@ -282,7 +282,8 @@ class PoolFormer(nn.Module):
         def redraw(stage: int, block: nn.Module, index: int) -> nn.Module:
             if not isinstance(block.token_mixer, RandomMixing):
                 return block
-            return _with_mixer(block, RandomMixing(token_grids(image_size)[stage], self._block_seed(index)))
+            mixer = RandomMixing(token_grids(image_size)[stage], self._block_seed(index))
+            return _with_mixer(block, mixer.to(next(block.parameters()).device))  # where the model is (GPU)
 
         twin = self._with_blocks(redraw)
         twin.image_size = image_size

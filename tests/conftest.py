@@ -47,6 +47,12 @@ def val_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def val_photos(val_dir: Path) -> list[Path]:
+    """The first val photo of each of the ten classes: a handful of real photos for the explanation tests."""
+    return [min(folder.iterdir()) for folder in sorted(val_dir.iterdir())]
+
+
+@pytest.fixture(scope="session")
 def checkpoint_dir() -> Path:
     """The bundled Imagenette checkpoints the app serves by default."""
     return BUNDLED_DIR

@@ -393,6 +393,13 @@ def test_cached_official_s12_becomes_the_default_and_serves_every_endpoint(tmp_p
         _, token = client.predict(handle_file(CAT), "s12", 2, 10, 27, api_name="/token")
         reported = float(re.search(r"‖pool\(x\) − x‖ = ([0-9.]+)\*\*, what pooling passes on", token).group(1))
         assert reported == pytest.approx(float(mixed[0, :, 10, 27].norm()), abs=1e-3)
+        # The evidence for the maps too: the sanity check and the curves, on the official-format weights.
+        _, sanity, _ = client.predict(handle_file(CAT), api_name="/sanity")
+        assert f"Grad-CAM for **{expected[0][0]}**" in sanity and "randomised down to the stem" in sanity
+        _, _, curves, _ = client.predict(handle_file(CAT), "s12", "top-1", "hirescam", api_name="/faithfulness")
+        assert "HiResCAM, pooling off" in curves
+        photo_alone = float(re.search(r"The photo alone: ([0-9.]+) %", curves).group(1))
+        assert photo_alone == pytest.approx(100 * expected[0][1], abs=0.06)
         svg = client.predict(handle_file(CAT), "s12", api_name="/architecture")
         assert 'data-measured="true"' in svg
         assert [diagram_shapes(svg)[f"stage{number}"] for number in (1, 4)] == [(1, 64, 56, 56), (1, 512, 7, 7)]

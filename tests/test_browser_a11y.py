@@ -24,7 +24,7 @@ BLOCKING_IMPACTS = ("critical", "serious")
 PHONE = {"width": 390, "height": 844}
 DONE_TIMEOUT_MS = 120_000
 # Pictures drawn wide (three views, or a grid of stages × models) that a phone shows at their own size, swiped.
-SWIPED_FIGURES = ["#stage-1", "#stage-2", "#stage-3", "#stage-4", "#cam-comparison", "#ablation-chart", "#zoo-picture"]
+SWIPED_FIGURES = ["#stage-1", "#stage-2", "#stage-3", "#stage-4", "#cam-comparison", "#sanity-maps", "#ablation-chart", "#zoo-picture"]
 
 
 def open_page(browser: Browser, url: str, **context: object) -> Page:

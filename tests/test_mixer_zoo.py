@@ -168,3 +168,12 @@ def test_with_image_size_redraws_random_mixers_and_shares_the_weights() -> None:
     assert served.head.fc.weight is model.head.fc.weight
     fresh = PoolFormer(VARIANTS["s12"], 10, token_mixers="random", image_size=224, mixer_seed=1)
     torch.testing.assert_close(served.stages[3].blocks[1].token_mixer.matrix, fresh.stages[3].blocks[1].token_mixer.matrix)
+
+
+def test_with_image_size_draws_the_new_matrices_where_the_model_is() -> None:
+    """Training redraws the random mixers on the GPU mid-run; a matrix left on the CPU broke the compiled step
+    there. The meta device stands in for any device other than the CPU."""
+    model = PoolFormer(VARIANTS["s12"], 10, token_mixers="random", image_size=64, mixer_seed=1).to("meta")
+    served = model.with_image_size(96)
+    devices = {block.token_mixer.matrix.device.type for stage in served.stages for block in stage.blocks}
+    assert devices == {"meta"}

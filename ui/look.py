@@ -44,13 +44,13 @@ footer { display: none !important; }
 #tour-steps .stepper-wrapper { padding: 0 2.5rem 0.6rem; }  /* room for the last step's label */
 @media (max-width: 640px) {  /* a phone: one column, and the wide figures at their own size, swiped sideways */
   .row:not(#tour-steps .row) > .block, .row:not(#tour-steps .row) > .column { min-width: 100% !important; }
-  :is(#stage-1, #stage-2, #stage-3, #stage-4, #cam-comparison, #ablation-chart, #zoo-picture) .image-container {
+  :is(#stage-1, #stage-2, #stage-3, #stage-4, #cam-comparison, #sanity-maps, #ablation-chart, #zoo-picture) .image-container {
     display: block !important; overflow-x: auto;
   }
-  :is(#stage-1, #stage-2, #stage-3, #stage-4, #cam-comparison, #ablation-chart, #zoo-picture) :is(.image-container > button, .image-frame) {
+  :is(#stage-1, #stage-2, #stage-3, #stage-4, #cam-comparison, #sanity-maps, #ablation-chart, #zoo-picture) :is(.image-container > button, .image-frame) {
     display: block; width: max-content; max-width: none; height: auto;
   }
-  :is(#stage-1, #stage-2, #stage-3, #stage-4, #cam-comparison, #ablation-chart, #zoo-picture) .image-frame img {
+  :is(#stage-1, #stage-2, #stage-3, #stage-4, #cam-comparison, #sanity-maps, #ablation-chart, #zoo-picture) .image-frame img {
     width: auto !important; height: auto !important; max-width: none !important; max-height: none !important;
   }
   #cam-summary td, #cam-summary th { white-space: normal !important; }

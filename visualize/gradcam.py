@@ -1,4 +1,5 @@
-"""Where it looks: Grad-CAM maps per stage, and the same maps for the models that stop mixing tokens."""
+"""Where it looks: class-activation maps (Grad-CAM or HiResCAM) per stage, and the same maps for the models that stop
+mixing tokens."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ import numpy as np
 from PIL import Image
 
 from poolformer.explorer import Explanation, ModelMaps
+from poolformer.gradcam import ATTRIBUTION_NAMES
 from visualize.maps import PHOTO_SIZE, overlay, titled_column, titled_row
 from visualize.text import percent
 
 CAM_COLORMAP = "plasma"  # not the energy maps' inferno: this is evidence for one class, not activation
 
 
-# How to read each stage's Grad-CAM map; the stages see ever larger regions, ever further from pixels.
+# How to read each stage's map; the stages see ever larger regions, ever further from pixels.
 CAM_READING = {
     1: "Edges and colours. This far from the classifier the gradient is noisy: read it as speckle, not an outline.",
     2: "Textures and small parts; still noisy, but it starts to gather on the object.",
@@ -70,7 +72,8 @@ def cam_comparison_summary(explanation: Explanation) -> str:
         return f"{explanation.choice.name} {how}: pick a pooling model to see its maps change without pooling."
     lines = [
         (
-            f"Grad-CAM for **{explanation.target_name}** in every model, each map on its own colour scale. "
+            f"{ATTRIBUTION_NAMES[explanation.method]} for **{explanation.target_name}** in every model, each map on "
+            "its own colour scale. "
             f"**P** is the model's probability for **{explanation.target_name}**; each stage column is the cosine "
             "similarity between the model's map and the as-trained model's map (1 = the same places in the same "
             "proportions, 0 = no overlap)."

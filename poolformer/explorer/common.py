@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -72,6 +73,23 @@ def side_by_side(*jobs: Callable[[], T]) -> list[T]:
     others = [_PASSES.submit(in_callers_mode, job) for job in jobs[1:]]
     first = jobs[0]()
     return [first, *(future.result() for future in others)]
+
+
+# Model passes one request runs at once when it has many (a sanity check, deletion curves): one per core of the
+# CPU Space. More would only share the same cores while holding more activations in memory.
+LANES = 2
+
+
+def in_lanes(jobs: Sequence[Callable[[], T]], lanes: int = LANES) -> list[T]:
+    """Run many independent passes `lanes` at a time, lane i taking jobs i, i + lanes, ... in turn; results in order."""
+
+    def lane(start: int) -> list[T]:
+        return [job() for job in jobs[start::lanes]]
+
+    results: list[T] = [None] * len(jobs)  # type: ignore[list-item]  # every slot is filled below
+    for start, values in enumerate(side_by_side(*(partial(lane, start) for start in range(min(lanes, len(jobs)))))):
+        results[start::lanes] = values
+    return results
 
 
 def photo_from(source: PhotoSource | None) -> Image.Image:

@@ -31,7 +31,7 @@ from poolformer.explorer.common import (
 )
 from poolformer.explorer.explanation import TOP1
 from poolformer.explorer.measured import FeatureSimilarity, MeasuredRun, feature_similarity, measured_run
-from poolformer.gradcam import grad_cam_with_stages
+from poolformer.gradcam import stage_maps_with_features
 from poolformer.model import PoolFormer
 
 CAM_STAGES = (3, 4)  # the stages whose Grad-CAM maps sit on the object (tests/test_gradcam_faithfulness.py)
@@ -86,7 +86,7 @@ def zoo_target(target: str | None, class_names: list[str]) -> int | None:
 
 def zoo_member(choice: ModelChoice, model: PoolFormer, pixels: torch.Tensor, target: int | None) -> ZooMember:
     """One pass with gradients gives the top-5, the Grad-CAM maps and the stage-4 energy; the model is only read."""
-    logits, stage_outputs, maps = grad_cam_with_stages(model, pixels, target)
+    logits, stage_outputs, maps = stage_maps_with_features(model, pixels, target)
     probabilities = logits[0].softmax(-1)
     explained = int(probabilities.argmax()) if target is None else target
     return ZooMember(

@@ -57,11 +57,12 @@ def wait_until_idle(page: Page) -> None:
 
 
 def run_tab(page: Page, name: str) -> None:
-    """Open tab `name` and run its views: every primary button of the tab (and, on What pooling does, the
-    token inspector), so axe and the screenshots see the tab as a visitor who has used it does."""
+    """Open tab `name` and run its views: every button of the tab that starts one (the primary ones, and each
+    #…-button: the token inspector, the sanity check, the curves), so axe and the screenshots see the tab as a
+    visitor who has used it does."""
     page.locator("#tabs").get_by_role("tab", name=name, exact=True).click()
     panel = page.locator("#tabs [role=tabpanel]:visible")
-    buttons = panel.locator("button.primary:visible, #token-button:visible")
+    buttons = panel.locator("button.primary:visible, button[id$='-button']:visible")
     for index in range(buttons.count()):
         buttons.nth(index).click()
         wait_until_idle(page)

@@ -36,6 +36,7 @@ from ui.server import (
     bound_malloc_retention,
     cache_pictures_atomically,
     never_served,
+    sessions_without_page_copies,
     share_model_run_slots,
     sweep_temp_files_safely,
     torch_threads_per_request,
@@ -92,6 +93,7 @@ def serve(app: gr.Blocks) -> None:
     """Start serving with the public-server settings of ui/server.py; returns at once (benchmarks/echo_app.py serves so too)."""
     cache_pictures_atomically()
     sweep_temp_files_safely()
+    sessions_without_page_copies()
     share_model_run_slots(app)
     # api_open=False: a queued event can't be called around the queue by a plain POST to /run/<name>.
     app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=MODEL_RUNS_AT_ONCE, api_open=False)

@@ -231,7 +231,7 @@ def test_figures_download_and_go_full_screen(page: Page) -> None:
     expect(stage.locator("img")).to_be_visible(timeout=OUTPUT_TIMEOUT_MS)
     stage.hover()
     with page.expect_download() as download:
-        stage.get_by_role("button", name=re.compile("download", re.I)).click()
+        stage.get_by_role("button", name=re.compile("download", re.IGNORECASE)).click()
     assert download.value.suggested_filename.endswith(".jpeg") or download.value.suggested_filename.endswith(".jpg")
     stage.get_by_role("button", name="Fullscreen").click()  # Gradio's own: the picture covers the window
     expect(stage.get_by_role("button", name="Exit fullscreen mode")).to_be_visible()

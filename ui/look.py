@@ -71,6 +71,6 @@ SCROLL_BOXES = ".prose table, #compare-table, #architecture"
 HEAD = """<script>
 new MutationObserver(() => {
   document.querySelectorAll(".empty[aria-label]:not([role])").forEach((empty) => empty.setAttribute("role", "img"));
-  document.querySelectorAll("%s").forEach((box) => { if (!box.hasAttribute("tabindex")) box.tabIndex = 0; });
+  document.querySelectorAll("SCROLL_BOXES").forEach((box) => { if (!box.hasAttribute("tabindex")) box.tabIndex = 0; });
 }).observe(document.documentElement, {childList: true, subtree: true});
-</script>""" % SCROLL_BOXES
+</script>""".replace("SCROLL_BOXES", SCROLL_BOXES)

@@ -115,7 +115,7 @@ def test_ablation_runs_a_what_if_pool_size(page: Page) -> None:
 def do_what_the_step_says(page: Page, title: str) -> None:
     """Follow the tour like a visitor: pick a photo, predict, filter, run the ablation; other steps are to read."""
     if title == "Photo":
-        page.locator("#examples img").first.click()
+        page.locator("#examples").get_by_role("button", name="Reims cathedral").click()
         expect(page.locator("#photo img")).to_be_visible(timeout=OUTPUT_TIMEOUT_MS)
     elif title == "Top-5":
         page.locator("#predict-button").click()

@@ -23,7 +23,8 @@ from starlette.middleware import Middleware
 
 from poolformer import explorer
 from poolformer.weights import WeightsError
-from ui import sidebar, tour
+from ui import links, sidebar, tour
+from ui.look import CSS, HEAD, THEME
 from ui.server import (
     MAX_REQUEST_BODY,
     MAX_UPLOAD_SIZE,
@@ -35,6 +36,7 @@ from ui.server import (
     bound_malloc_retention,
     cache_pictures_atomically,
     never_served,
+    sessions_without_page_copies,
     share_model_run_slots,
     sweep_temp_files_safely,
     torch_threads_per_request,
@@ -51,26 +53,6 @@ ImageNet, which suggests that the general **MetaFormer** structure, more than at
 models work. Give it a photo to see its top-5 guesses and what each of its four stages responds to, switch
 pooling off to measure how much it matters, or run every available variant side by side.
 """
-
-# System fonts only: the theme's default Google Fonts can't load on an offline machine.
-THEME = gr.themes.Soft(
-    primary_hue="indigo",
-    font=["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "sans-serif"],
-    font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"],
-)
-CSS = """
-.stage-heading { margin-top: 0.6rem; }
-.stage-heading p { font-size: 0.95rem; }
-.cam-caption p { font-size: 0.85rem; }
-#cam-summary td:not(:first-child), #cam-summary th:not(:first-child) { white-space: nowrap; }
-#zoo-table table { display: block; overflow-x: auto; }  /* a phone scrolls the zoo's wide tables, not squeezes them */
-#zoo-table :is(td, th) { min-width: 6.5rem; }
-#zoo-table :is(td, th), #measured-table :is(td, th) { overflow-wrap: normal; word-break: normal; }  /* whole words */
-footer { display: none !important; }
-#architecture svg { display: block; margin: 0 auto; }
-#tour-steps .stepper-wrapper { padding: 0 2.5rem 0.6rem; }  /* room for the last step's label */
-"""
-
 
 def build_app() -> gr.Blocks:
     with gr.Blocks(title="PoolFormer Explorer", delete_cache=TEMP_FILE_SWEEP) as app:
@@ -89,7 +71,9 @@ def build_app() -> gr.Blocks:
                     metaformer.build(shared)
                     zoo.build(shared)
                     about.build(shared)
+        copy_link = links.build()  # last, so the components before it keep their ids (the API names some by them)
         tour.wire(guide, app, tabs)
+        links.wire(copy_link, app, shared, tabs)
     return app
 
 
@@ -109,6 +93,7 @@ def serve(app: gr.Blocks) -> None:
     """Start serving with the public-server settings of ui/server.py; returns at once (benchmarks/echo_app.py serves so too)."""
     cache_pictures_atomically()
     sweep_temp_files_safely()
+    sessions_without_page_copies()
     share_model_run_slots(app)
     # api_open=False: a queued event can't be called around the queue by a plain POST to /run/<name>.
     app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=MODEL_RUNS_AT_ONCE, api_open=False)
@@ -116,6 +101,7 @@ def serve(app: gr.Blocks) -> None:
         app_kwargs={"middleware": [Middleware(RequestBodyLimit, limit=MAX_REQUEST_BODY)]},
         theme=THEME,
         css=CSS,
+        head=HEAD + links.HEAD,
         max_file_size=MAX_UPLOAD_SIZE,
         enable_monitoring=False,  # /monitoring/summary would otherwise be open to anyone
         blocked_paths=never_served(),

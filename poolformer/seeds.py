@@ -91,8 +91,9 @@ def launch(
     started = time.perf_counter()
     while pending or running:
         left = time_limit - (time.perf_counter() - started) if time_limit else 0.0
-        if time_limit and left < MIN_RUN_SECONDS:
-            pending.clear()  # too late to start anything that could save its state; launching again resumes
+        if time_limit and left < MIN_RUN_SECONDS and pending:
+            paused += len(pending)  # too late to start anything that could save its state; launching again does
+            pending.clear()
         while pending and len(running) < len(slots):
             mixer, seed = pending.pop(0)
             slot = next(i for i in range(len(slots)) if i not in {busy for busy, _ in running.values()})
@@ -224,10 +225,12 @@ def summary_table(result: dict) -> str:
             continue
         seeds = ", ".join(f"{value * 100:.2f}" for value in row["top1"].values())
         versus = result.get("vs_pooling", {}).get(mixer)
-        gap = "" if versus is None else (
-            f"{versus['mean'] * 100:+.2f} [{versus['ci95'][0] * 100:+.2f}, {versus['ci95'][1] * 100:+.2f}]"
+        gap = "" if versus is None else f"{versus['mean'] * 100:+.2f}" + (
+            " (one seed)" if math.isnan(versus["ci95"][0])
+            else f" [{versus['ci95'][0] * 100:+.2f}, {versus['ci95'][1] * 100:+.2f}]"
         )
-        lines.append(f"| {mixer} | {seeds} | {row['mean'] * 100:.2f} ± {row['sd'] * 100:.2f} % | {gap} |")
+        spread = " % (one seed)" if math.isnan(row["sd"]) else f" ± {row['sd'] * 100:.2f} %"
+        lines.append(f"| {mixer} | {seeds} | {row['mean'] * 100:.2f}{spread} | {gap} |")
     if "gap" in result:
         gap = result["gap"]
         low, high = (value * 100 for value in gap["ci95"])

@@ -21,7 +21,9 @@ import pytest
 import torch
 from gradio_client import Client
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from safetensors import safe_open
 
+from poolformer.mixers import MIXER_LAYOUTS
 from poolformer.weights import create_model
 
 REPO = Path(__file__).resolve().parent.parent
@@ -30,6 +32,16 @@ BUNDLED_DIR = REPO / "assets" / "checkpoints"
 BUNDLED_MODEL = "s12-imagenette"  # the API value of assets/checkpoints/poolformer_s12_imagenette.safetensors
 SERVER_START_TIMEOUT_S = 60
 SERVER_PIDS: dict[str, int] = {}  # URL -> process id of its `python app.py`, for tests that watch its memory
+
+
+def bundled_zoo() -> dict[str, Path]:
+    """The bundled checkpoints by the zoo layout each was trained with (its header's `token_mixer`), in
+    MIXER_LAYOUTS order, pooling first: whichever of the zoo's models are shipped today."""
+    found = {}
+    for path in sorted(BUNDLED_DIR.glob("*.safetensors")):
+        with safe_open(str(path), framework="pt") as checkpoint:
+            found[(checkpoint.metadata() or {}).get("token_mixer", "pooling")] = path
+    return {layout: found[layout] for layout in MIXER_LAYOUTS if layout in found}
 
 
 @pytest.fixture(scope="session")

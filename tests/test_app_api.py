@@ -202,10 +202,19 @@ def test_compare_runs_every_available_model(client: Client, checkpoint_dir: Path
     table, gallery = client.predict(handle_file(CAT), api_name="/compare")[:2]  # the third output, a plot: test_app_metaformer
     bundled = sorted(checkpoint_dir.glob("*.safetensors"))
     assert len(table["data"]) == len(gallery) == len(bundled)  # no official weights offline
+    # Every bundled model (the whole zoo), with its trainable parameters: 11.4 M for S12 with 10 classes,
+    # more for the zoo's attention stages (a random mixer's frozen matrices are no parameters).
+    params = {}
+    for path in bundled:
+        model = create_model(weights=path)
+        params[bundled_choice(path).name] = sum(parameter.numel() for parameter in model.parameters()) / 1e6
+    pooling = bundled_choice(BUNDLED_DIR / "poolformer_s12_imagenette.safetensors").name
+    assert params[pooling] == pytest.approx(11.4, abs=0.1)
     columns = table["headers"]
+    assert sorted(row[columns.index("model")] for row in table["data"]) == sorted(params)
     for row in table["data"]:
         assert float(row[columns.index("latency (ms)")]) > 0
-        assert float(row[columns.index("params (M)")]) == pytest.approx(11.4, abs=0.1)
+        assert float(row[columns.index("params (M)")]) == pytest.approx(params[row[columns.index("model")]], abs=0.05)
         assert row[columns.index("top-5")].count("%") == 5
     for item in gallery:
         assert_image(item["image"], (PHOTO_SIZE, PHOTO_SIZE))

@@ -15,7 +15,9 @@ from conftest import BUNDLED_DIR, REPO
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
+from reference import TABLE_5_TOP1
 from test_app_api import reference_top5, table_percent
+from test_zoo import ZOO
 
 from poolformer import explorer
 from poolformer.preprocess import load_image, preprocess
@@ -25,7 +27,6 @@ from visualize.maps import BAR_LABEL_WIDTH, BAR_LENGTH, PANEL_GAP, TITLE_HEIGHT
 from visualize.zoo import zoo_picture
 
 CAT = REPO / "assets" / "examples" / "cat.jpg"
-CHECKPOINTS = ["poolformer_s12_imagenette.safetensors", "identityformer_s12_imagenette.safetensors"]
 ZOO_ROW_WIDTH = 3 * CAM_TILE + (BAR_LABEL_WIDTH + BAR_LENGTH + 70) + 3 * PANEL_GAP  # three maps and the top-5 bars
 ZOO_ROW_HEIGHT = 2 * TITLE_HEIGHT + CAM_TILE
 
@@ -51,15 +52,17 @@ def test_mixers_with_only_the_photo_runs_every_bundled_mixer(client: Client) -> 
     picture, table = client.predict(handle_file(CAT), api_name="/mixers")
     with Image.open(picture) as image:
         image.load()
-        assert image.mode == "RGB" and image.size == (ZOO_ROW_WIDTH, 2 * ZOO_ROW_HEIGHT + PANEL_GAP)
+        height = len(ZOO) * (ZOO_ROW_HEIGHT + PANEL_GAP) - PANEL_GAP  # one row per model
+        assert image.mode == "RGB" and image.size == (ZOO_ROW_WIDTH, height)
         served = np.asarray(image, dtype=np.float64)
     answers, measured = table_rows(table)
-    pooling = create_model(weights=BUNDLED_DIR / CHECKPOINTS[0])
+    assert len(answers) == len(measured) == len(ZOO)  # one row per bundled zoo model, in each table
+    pooling = create_model(weights=ZOO[0])
     target = reference_top5(pooling, CAT)[0][0]  # every model explains the pooling model's top-1
     assert f"**{target}** (the pooling model's top-1)" in table
-    for checkpoint in CHECKPOINTS:
-        choice = explorer.bundled_choice(BUNDLED_DIR / checkpoint)
-        model = create_model(weights=BUNDLED_DIR / checkpoint)
+    for checkpoint in ZOO:
+        choice = explorer.bundled_choice(checkpoint)
+        model = create_model(weights=checkpoint)
         short = choice.name.split(" · ")[0]
         top5, probability = answers[short]
         expected = reference_top5(model, CAT)
@@ -68,7 +71,7 @@ def test_mixers_with_only_the_photo_runs_every_bundled_mixer(client: Client) -> 
         accuracy, _, paper = measured[short]
         seeds = json.loads(choice.metadata["seed_summary"])[choice.token_mixer]
         assert accuracy == f"{seeds['mean'] * 100:.2f} ± {seeds['sd'] * 100:.2f} ({len(seeds['top1'])} seeds)"
-        assert paper == {"pooling": "77.2", "identity": "74.3"}[choice.token_mixer]  # Table 5
+        assert paper == TABLE_5_TOP1[choice.token_mixer]
     # The served picture is the one drawn here from the same computation (a JPEG, so within its rounding).
     expected_picture = np.asarray(zoo_picture(explorer.mixer_zoo(CAT)), dtype=np.float64)
     assert np.abs(served - expected_picture).mean() < 3.0
@@ -78,8 +81,8 @@ def test_mixers_explains_a_named_class_in_every_model(client: Client) -> None:
     _, table = client.predict(handle_file(CAT), "church", api_name="/mixers")
     assert "**church** (the class you picked)" in table
     answers = table_rows(table)[0]
-    for checkpoint in CHECKPOINTS:
-        model = create_model(weights=BUNDLED_DIR / checkpoint)
+    for checkpoint in ZOO:
+        model = create_model(weights=checkpoint)
         church = float(class_probabilities(model)[model.class_names.index("church")])
         assert answers[model.checkpoint_metadata["name"].split(" · ")[0]][1] == table_percent(church)
 
@@ -96,7 +99,7 @@ def test_mixers_target_is_checked_in_one_line(client: Client, target: str, messa
     with pytest.raises(AppError) as error:
         client.predict(handle_file(CAT), target, api_name="/mixers")
     assert message in str(error.value) and "\n" not in str(error.value)
-    assert len(table_rows(client.predict(handle_file(CAT), api_name="/mixers")[1])[0]) == 2  # still serving
+    assert len(table_rows(client.predict(handle_file(CAT), api_name="/mixers")[1])[0]) == len(ZOO)  # still serving
 
 
 def test_mixers_without_a_photo_is_a_one_line_error(client: Client) -> None:

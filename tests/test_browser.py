@@ -231,7 +231,7 @@ def test_unavailable_official_variant_warns_and_app_keeps_working(page: Page, ch
 
 def test_picking_an_example_fills_the_photo(page: Page) -> None:
     """The first example is a cathedral, which the bundled default model must call a church."""
-    page.locator("#examples img").first.click()
+    page.locator("#examples").get_by_role("button", name="Reims cathedral").click()
     expect(page.locator("#photo img")).to_have_attribute("src", re.compile("reims_cathedral"), timeout=OUTPUT_TIMEOUT_MS)
     page.locator("#predict-button").click()
     expect_top5(page.locator("#top5"))

@@ -115,7 +115,7 @@ def test_ablation_runs_a_what_if_pool_size(page: Page) -> None:
 def do_what_the_step_says(page: Page, title: str) -> None:
     """Follow the tour like a visitor: pick a photo, predict, filter, run the ablation; other steps are to read."""
     if title == "Photo":
-        page.locator("#examples img").first.click()
+        page.locator("#examples").get_by_role("button", name="Reims cathedral").click()
         expect(page.locator("#photo img")).to_be_visible(timeout=OUTPUT_TIMEOUT_MS)
     elif title == "Top-5":
         page.locator("#predict-button").click()
@@ -129,6 +129,10 @@ def do_what_the_step_says(page: Page, title: str) -> None:
     elif title == "Architecture":
         expect(page.locator('#architecture svg[data-measured="true"]')).to_be_visible(timeout=OUTPUT_TIMEOUT_MS)
         expect(page.locator("#tour-step-7")).to_contain_text("Mixer zoo")  # the last step points on to the zoo
+    elif title == "Mixer zoo":  # where Finish leaves the visitor
+        page.locator("#zoo-button").click()
+        expect_picture_shown(page.locator("#zoo-picture"))
+        expect(page.locator("#zoo-table")).to_contain_text("the pooling model's top-1")
 
 
 def test_tour_walks_a_first_time_visitor_through_every_view(page: Page) -> None:
@@ -148,7 +152,10 @@ def test_tour_walks_a_first_time_visitor_through_every_view(page: Page) -> None:
     page.locator("#tour-next-6").click()
     expect(selected_tab(page, "MetaFormer")).to_have_attribute("aria-selected", "true")
     page.locator(f"#tour-next-{len(TOUR)}").click()
-    expect(page.locator("#tour-steps")).to_be_hidden()  # Finish closes it...
+    expect(page.locator("#tour-steps")).to_be_hidden()  # Finish closes it, on the Mixer zoo...
+    expect(selected_tab(page, "Mixer zoo")).to_have_attribute("aria-selected", "true")
+    do_what_the_step_says(page, "Mixer zoo")
+    screenshot(page, "tour-finished-mixer-zoo")
     page.reload()
     expect(page.locator("#status")).to_contain_text("Loaded", timeout=OUTPUT_TIMEOUT_MS)
     expect(page.get_by_text("New here? A short tour")).to_be_visible()

@@ -1,4 +1,5 @@
-"""The bundled Imagenette checkpoints: they load with their metadata, and their recorded accuracy holds.
+"""The bundled Imagenette checkpoints (every zoo model shipped): they load with their metadata, and their
+recorded accuracy and CKA hold.
 
 Evaluation images come from the shared Imagenette copy beside the repository (../shared/datasets), or
 from $IMAGENETTE_DIR; they are ImageNet photos, so they are never copied into the repo.
@@ -15,18 +16,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import bundled_zoo
 from reference import IMAGENETTE
 from safetensors import safe_open
 
 from poolformer.cka import CKA_KEY, PROBE_PER_CLASS, probe_samples, stage_cka
+from poolformer.mixers import resolve_token_mixers
 from poolformer.preprocess import load_image, preprocess
 from poolformer.weights import create_model
 
 REPO = Path(__file__).resolve().parent.parent
-CHECKPOINTS = {
-    "pooling": REPO / "assets" / "checkpoints" / "poolformer_s12_imagenette.safetensors",
-    "identity": REPO / "assets" / "checkpoints" / "identityformer_s12_imagenette.safetensors",
-}
+CHECKPOINTS = bundled_zoo()  # by layout: pooling and identity, and whichever new zoo mixers are shipped
+MAX_BYTES = 33_000_000  # fp16: 23 MB for S12, 32 MB for pool-attention's larger attention stages
 NAMES = [name for _, name in IMAGENETTE.values()]
 PER_CLASS = 20  # 200 images: the subset's accuracy has a standard error of about 2 points
 
@@ -46,7 +47,7 @@ def val_subset(val_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("mixer", CHECKPOINTS)
 def test_checkpoint_is_self_describing(mixer: str) -> None:
     path = CHECKPOINTS[mixer]
-    assert path.stat().st_size <= 25_000_000
+    assert path.stat().st_size <= MAX_BYTES
     with safe_open(str(path), framework="pt") as checkpoint:
         metadata = checkpoint.metadata()
         assert {checkpoint.get_tensor(key).dtype for key in checkpoint.keys()} == {torch.float16}
@@ -57,11 +58,11 @@ def test_checkpoint_is_self_describing(mixer: str) -> None:
 
     model = create_model(weights=path, device="cpu")
     assert model.class_names == NAMES
-    assert model.token_mixers == (mixer,) * 4
+    assert model.token_mixers == resolve_token_mixers(mixer)
 
 
-def test_shipped_checkpoints_record_every_seed_of_both_mixers() -> None:
-    """Both files carry the same multi-seed summary, and each one's own figure is its seed's entry in it."""
+def test_shipped_checkpoints_record_every_seed_of_every_mixer() -> None:
+    """Every file carries the same multi-seed summary, and each one's own figure is its seed's entry in it."""
     summaries = {}
     for mixer, path in CHECKPOINTS.items():
         with safe_open(str(path), framework="pt") as checkpoint:
@@ -71,7 +72,11 @@ def test_shipped_checkpoints_record_every_seed_of_both_mixers() -> None:
         assert len(runs) >= 2 and runs["0"] == float(metadata["val_top1"])  # seed 0 is the one shipped
         assert summaries[mixer][mixer]["mean"] == pytest.approx(statistics.fmean(runs.values()))
         assert summaries[mixer][mixer]["sd"] == pytest.approx(statistics.stdev(runs.values()))
-    assert summaries["pooling"] == summaries["identity"]
+    assert {"pooling", "identity"} <= set(CHECKPOINTS)
+    assert all(summary == summaries["pooling"] for summary in summaries.values())
+    for mixer in CHECKPOINTS.keys() - {"pooling"}:
+        gap = summaries["pooling"]["vs_pooling"][mixer]
+        assert gap["ci95"][0] < gap["mean"] < gap["ci95"][1]
     low, high = summaries["pooling"]["gap"]["ci95"]
     assert low < summaries["pooling"]["gap"]["mean"] < high
 
@@ -103,23 +108,27 @@ def test_subset_accuracy_matches_recorded_figure(mixer: str, val_subset: Path) -
 
 
 def test_shipped_checkpoints_record_each_mixers_cka_to_pooling() -> None:
-    """Both files carry the record `train summarize` measured: the probe set, and four stages per mixer."""
+    """Every file carries the record `train summarize` measured: the probe set, and four stages per mixer."""
     records = []
     for path in CHECKPOINTS.values():
         with safe_open(str(path), framework="pt") as checkpoint:
             records.append(json.loads(checkpoint.metadata()[CKA_KEY]))
-    assert records[0] == records[1]
+    assert all(record == records[0] for record in records)
     record = records[0]
     assert record["reference"] == "pooling seed 0" and record["images"] == len(IMAGENETTE) * PROBE_PER_CLASS
     assert record["probe"].startswith(f"the first {PROBE_PER_CLASS} images (file names sorted) of each of the 10 class")
-    assert list(record["stages"]) == ["identity"] and all(0 < value < 1 for value in record["stages"]["identity"])
+    mixers = [name for name in record["stages"] if not name.startswith("pooling seed")]
+    assert mixers == sorted(CHECKPOINTS.keys() - {"pooling"})  # every other shipped mixer, against pooling
+    assert all(0 < value < 1 for values in record["stages"].values() for value in values)
 
 
 def test_recorded_cka_holds_on_a_smaller_probe(val_dir: Path) -> None:
     """Measured again on the first 5 images of each class, the shipped figures agree within sampling error
     (on the first 25 per class they agreed within 0.01; on 5 per class within 0.03)."""
     with safe_open(str(CHECKPOINTS["pooling"]), framework="pt") as checkpoint:
-        recorded = json.loads(checkpoint.metadata()[CKA_KEY])["stages"]["identity"]
-    pooling, identity = (create_model(weights=path, device="cpu") for path in CHECKPOINTS.values())
-    measured = stage_cka(pooling, {"identity": identity}, probe_samples(val_dir, 5))["identity"]
-    assert measured == pytest.approx(recorded, abs=0.06)
+        recorded = json.loads(checkpoint.metadata()[CKA_KEY])["stages"]
+    others = {mixer: create_model(weights=path, device="cpu") for mixer, path in CHECKPOINTS.items()}
+    pooling = others.pop("pooling")
+    measured = stage_cka(pooling, others, probe_samples(val_dir, 5))
+    for mixer in others:
+        assert measured[mixer] == pytest.approx(recorded[mixer], abs=0.06), mixer

@@ -7,10 +7,12 @@ The load test prints its latency percentiles and refusals; run it alone with
 
 from __future__ import annotations
 
+import gc
 import http.server
 import statistics
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +21,12 @@ import httpx  # gradio's own HTTP client
 import pytest
 from app_calls import CALLS, comparable_predict
 from conftest import BUNDLED_DIR, BUNDLED_MODEL, REPO, SERVER_PIDS, running_app
+from gradio.state_holder import SessionState
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+
+import app
+from ui.server import sessions_without_page_copies
 
 CAT = REPO / "assets" / "examples" / "cat.jpg"
 DEFAULT_UPLOAD_LIMIT = 20 * 1024 * 1024  # "20mb" as Gradio reads it
@@ -264,3 +270,29 @@ def test_the_temp_file_sweep_keeps_deleting_while_uploads_pour_in(tmp_path: Path
         ages = [now - path.stat().st_ctime for path in (tmp_path / "gradio").rglob("u*.bin")]
     assert sum(sent) > 200  # the sweep ran into uploads many times
     assert max(ages, default=0) < age + frequency + 5, f"{len(ages)} uploads kept, the oldest {max(ages):.0f} s old"
+
+
+def test_a_new_visitor_costs_gradio_no_copy_of_the_page() -> None:
+    """Gradio copies every component's settings into each new session (for gr.DeepLinkButton); the app turns
+    that off, and a session still keeps what its visitor changed."""
+    page = app.build_app()
+
+    def megabytes_per_session() -> float:
+        SessionState(page)  # anything built on first use is built here
+        gc.collect()
+        tracemalloc.start()
+        sessions = [SessionState(page) for _ in range(10)]
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] / len(sessions) / 1e6
+        tracemalloc.stop()
+        return held
+
+    gradios_own = megabytes_per_session()
+    sessions_without_page_copies()
+    ours = megabytes_per_session()
+    assert gradios_own > 0.1 and ours < gradios_own / 10, (gradios_own, ours)
+
+    session = SessionState(page)
+    state = next(block for block in page.blocks.values() if type(block).__name__ == "State")
+    session[state._id] = "a prediction"
+    assert session[state._id] == "a prediction" and state._id in session.config_values

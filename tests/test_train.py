@@ -207,6 +207,12 @@ def test_zoo_summary_gives_every_mixer_its_gap_to_pooling() -> None:
     assert "| depthwise | 92.00, 93.00, 91.00 | 92.00 ± 1.00 % | +1.00 [" in table
 
 
+def test_a_mixer_with_one_seed_gets_its_gap_without_an_interval() -> None:
+    result = summary({"pooling": {0: 0.91, 1: 0.90}, "pool-attention": {0: 0.72}})
+    assert result["vs_pooling"]["pool-attention"]["mean"] == pytest.approx(0.72 - 0.905)
+    assert "| pool-attention | 72.00 | 72.00 % (one seed) | -18.50 (one seed) |" in summary_table(result)
+
+
 @pytest.mark.parametrize("mixer", ["depthwise", "pool-attention"])
 def test_fit_trains_each_zoo_mixer_into_a_checkpoint_the_app_loads(colour_dataset: Path, tmp_path: Path, mixer: str) -> None:
     packed, raw = tmp_path / "train.safetensors", tmp_path / f"{mixer}.safetensors"
@@ -240,3 +246,11 @@ def test_a_paused_random_mixer_run_resumes_to_the_uninterrupted_weights(colour_d
     metadata = read_metadata(resumed)
     assert (metadata["image_size"], metadata["mixer_seed"]) == ("48", "0")
     assert create_model(weights=resumed).stages[0].blocks[0].token_mixer.matrix.shape == (144, 144)  # 12 x 12 tokens
+
+
+def test_seeds_starts_no_run_too_late_to_pause_and_says_launch_again(tmp_path: Path) -> None:
+    """With less than a run's start-up left of --time-limit, nothing starts and the launcher exits PAUSED."""
+    code = train_main(["seeds", "--seeds", "0", "--mixers", "pooling", "--out-dir", str(tmp_path),
+                       "--time-limit", "30", "--", "--data", str(tmp_path / "unused.safetensors")])  # fmt: skip
+    assert code == PAUSED
+    assert not list(tmp_path.iterdir())  # no run was started, so no log either

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import BUNDLED_DIR, REPO
+from conftest import BUNDLED_DIR, REPO, bundled_zoo
 from PIL import Image
+from reference import TABLE_5_TOP1
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -35,10 +36,12 @@ CAT = REPO / "assets" / "examples" / "cat.jpg"
 POOLING = BUNDLED_DIR / "poolformer_s12_imagenette.safetensors"
 IDENTITY = BUNDLED_DIR / "identityformer_s12_imagenette.safetensors"
 ZOO_ROW_HEIGHT = 2 * TITLE_HEIGHT + CAM_TILE  # a model's heading, its panels' titles, its maps
+ZOO = list(bundled_zoo().values())  # pooling, identity, and whichever new zoo mixers are shipped
 
 
 def test_the_bundled_zoo_is_every_mixer_model_pooling_first() -> None:
-    assert [Path(choice.weights).name for choice in explorer.zoo_choices()] == [POOLING.name, IDENTITY.name]
+    assert ZOO[:2] == [POOLING, IDENTITY]
+    assert [Path(choice.weights) for choice in explorer.zoo_choices()] == ZOO
     assert explorer.zoo_class_names() == json.loads(explorer.zoo_choices()[0].metadata["class_names"])
 
 
@@ -52,7 +55,8 @@ def test_each_models_maps_are_its_own_grad_cam_for_the_pooling_models_top1() -> 
     with torch.inference_mode():
         top1 = int(pooling(pixels).argmax())
     assert zoo.target == top1 and not zoo.target_chosen and zoo.target_name == pooling.class_names[top1]
-    for member, path in zip(zoo.members, (POOLING, IDENTITY)):
+    assert len(zoo.members) == len(ZOO)
+    for member, path in zip(zoo.members, ZOO):
         model = create_model(weights=path)
         with torch.inference_mode():
             logits, stages = model.forward_with_stages(pixels)
@@ -72,7 +76,7 @@ def test_a_named_class_is_explained_in_every_model() -> None:
     zoo = explorer.mixer_zoo(CAT, "Parachute")  # names match without regard to case
     assert zoo.target_name == "parachute" and zoo.target_chosen
     pixels = preprocess(load_image(CAT), 0.9)
-    for member, path in zip(zoo.members, (POOLING, IDENTITY)):
+    for member, path in zip(zoo.members, ZOO, strict=True):
         with torch.inference_mode():
             probability = float(create_model(weights=path)(pixels)[0].softmax(-1)[zoo.target])
         assert member.target_probability == pytest.approx(probability, abs=1e-5)
@@ -88,32 +92,49 @@ def test_an_unknown_class_is_a_one_line_error() -> None:
 def test_the_table_sets_our_figures_beside_table_5() -> None:
     zoo = explorer.mixer_zoo(CAT)
     lines = [line for line in zoo_table(zoo).splitlines() if line.startswith("| ")]
-    answers, measured = lines[1:3], lines[4:6]  # two tables: the photo's answers, then what each measured
+    count = len(ZOO)  # two tables, each a header and a row per model: the photo's answers, then what each measured
+    answers, measured = lines[1 : 1 + count], lines[2 + count : 2 + 2 * count]
     summary = json.loads(explorer.zoo_choices()[0].metadata["seed_summary"])
-    for member, answer, row, paper in zip(zoo.members, answers, measured, ("| 77.2 |", "| 74.3 |")):
-        short = member.choice.name.split(" · ")[0]
+    for member, answer, row in zip(zoo.members, answers, measured, strict=True):
+        short, mixer = member.choice.name.split(" · ")[0], member.choice.token_mixer
         top5 = " · ".join(f"{name} {value * 100:.1f} %" for name, value in member.top5.items())
         assert answer == f"| {short} | {top5} | {member.target_probability * 100:.1f} % |"
-        seeds = summary[member.choice.token_mixer]
-        assert row.startswith(f"| {short} | ")
-        assert f"{seeds['mean'] * 100:.2f} ± {seeds['sd'] * 100:.2f} (4 seeds)" in row and paper in row
-    gap = summary["vs_pooling"]["identity"]
-    assert f"{gap['mean'] * 100:+.2f} [{gap['ci95'][0] * 100:+.2f}, {gap['ci95'][1] * 100:+.2f}]" in measured[1]
+        seeds = summary[mixer]
+        assert row.startswith(f"| {short} | ") and row.endswith(f"| {TABLE_5_TOP1[mixer]} |")
+        assert f"{seeds['mean'] * 100:.2f} ± {seeds['sd'] * 100:.2f} ({len(seeds['top1'])} seeds)" in row
+        if mixer != "pooling":
+            gap = summary["vs_pooling"][mixer]
+            assert f"{gap['mean'] * 100:+.2f} [{gap['ci95'][0] * 100:+.2f}, {gap['ci95'][1] * 100:+.2f}]" in row
     picture = zoo_picture(zoo)
-    assert picture.height == 2 * ZOO_ROW_HEIGHT + PANEL_GAP  # one row per model
+    assert picture.height == count * ZOO_ROW_HEIGHT + (count - 1) * PANEL_GAP  # one row per model
 
 
 def test_the_cka_heatmap_and_its_reading_come_from_the_shipped_record() -> None:
     similarity = explorer.zoo_similarity()
-    assert similarity is not None and list(similarity.stages) == ["identity"]
+    with safe_open(str(POOLING), framework="pt") as reader:
+        record = json.loads(reader.metadata()["cka_to_pooling"])
+    assert similarity is not None and similarity.stages == record["stages"]
+    mixers = [name for name in record["stages"] if not name.startswith("pooling seed")]
+    assert mixers == sorted(choice.token_mixer for choice in explorer.zoo_choices()[1:])  # every other zoo model
     picture = similarity_picture(similarity)
-    assert picture.width < 500 and picture.height < 100  # drawn small: one row per model
+    assert picture.width < 500 and picture.height < 40 + 30 * len(record["stages"])  # drawn small: a row per model
     reading = similarity_reading(similarity)
-    assert ", ".join(f"{value:.2f}" for value in similarity.stages["identity"]) in reading
-    assert f"same {similarity.images} Imagenette val photos" in reading and "No second pooling seed" in reading
-    with_seed = FeatureSimilarity("pooling seed 0", "", 500, "", {"identity": [0.9, 0.8, 0.5, 0.7], "pooling seed 1": [0.95] * 4})
+    for name, values in record["stages"].items():
+        assert ", ".join(f"{value:.2f}" for value in values) in reading, name
+    for name in mixers:  # each mixer's sentence names the stage where it is least like pooling
+        values = record["stages"][name]
+        sentence = reading.split(f"**{name}** scores ")[1].split(". ")[0]
+        low = min(range(4), key=values.__getitem__)
+        assert (f"least alike at stage {low + 1}" in sentence) == (low in (1, 2)), (name, sentence)
+        assert ("least alike at once, in stage 1" in sentence) == (low == 0)
+        assert ("ever less alike deeper down" in sentence) == (low == 3)
+    assert f"same {similarity.images} Imagenette val photos" in reading
+    assert ("No second pooling seed" in reading) == (mixers == list(record["stages"]))
+    alone = FeatureSimilarity("pooling seed 0", "", 500, "", {"identity": [0.9, 0.8, 0.5, 0.7]})
+    with_seed = FeatureSimilarity("pooling seed 0", "", 500, "", {**alone.stages, "pooling seed 1": [0.95] * 4})
     assert "Two pooling runs that differ only in their seed (pooling seed 1) score 0.95" in similarity_reading(with_seed)
-    assert similarity_picture(with_seed).height > picture.height
+    assert "No second pooling seed" in similarity_reading(alone)
+    assert similarity_picture(with_seed).height == similarity_picture(alone).height + 30  # one more row
 
 
 def zoo_checkpoint(path: Path, layout: str) -> Path:

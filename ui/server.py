@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from gradio import processing_utils, route_utils
+from gradio import processing_utils, route_utils, state_holder
 
 from poolformer import hub
 
@@ -37,8 +37,8 @@ QUEUE_SIZE = 32
 # Request bodies other than uploads: a call's JSON is under 2 KB, so 64 KB is room enough, while nobody can make
 # the server parse (and our messages echo) megabytes of stage lists or class names.
 MAX_REQUEST_BODY = 64 * 1024
-# Visitors whose page state Gradio keeps (its own copy of the page's settings, 0.3 MB, and the last prediction,
-# 0.3 MB), the longest unseen forgotten first. Gradio's default, 10,000, would let the state of that many visits
+# Visitors whose page state Gradio keeps (the last prediction, 0.3 MB; no copy of the page's settings, see
+# sessions_without_page_copies), the longest unseen forgotten first. Gradio's default, 10,000, would let the state of that many visits
 # (or of requests naming made-up sessions) grow to 6 GB; a forgotten visitor's token clicks ask for Predict again.
 SESSIONS_KEPT = 300
 # Every hour, delete uploads and outputs older than an hour: nobody needs them once the page has shown them.
@@ -119,6 +119,22 @@ def cache_pictures_atomically() -> None:
         return str(path)
 
     processing_utils.save_pil_to_cache = save_pil_to_cache  # Gradio's components call it through the module
+
+
+def sessions_without_page_copies() -> None:
+    """Make each new Gradio session skip its copy of every component's settings (0.33 MB a visitor here).
+
+    Gradio 6.31 copies them when a session starts, for one use: gr.DeepLinkButton, which saves a session's page
+    to a file. This app links to a view with query parameters instead (ui/links.py), so the copy only held
+    memory, 6.5 MB over the soak's 20 new visitors in its second half. What a session changes is still recorded.
+    """
+    start_session = state_holder.SessionState.__init__
+
+    def start_without_copy(session: Any, blocks: Any) -> None:
+        start_session(session, blocks)
+        session.config_values = {}
+
+    state_holder.SessionState.__init__ = start_without_copy
 
 
 def sweep_temp_files_safely() -> None:

@@ -15,6 +15,7 @@ from poolformer.preprocess import ImageError
 from poolformer.weights import WeightsError
 
 STAGE_CHOICES = [(f"Stage {number}", number) for number in explorer.ALL_STAGES]
+FIGURE_BUTTONS = ["download", "fullscreen"]  # on the figures a teacher would save for slides or show large
 TOP1_CHOICE = ("the top-1 class", explorer.TOP1)  # the class-to-explain menus' first entry
 
 

@@ -15,8 +15,18 @@ from ui.shared import Shared, reporter
 
 # Cathedrals first: "church" is one of the bundled default model's ten classes, so a first-time
 # visitor sees it recognise something; the ImageNet-1k models know the rest (see LICENSES.md there).
-EXAMPLE_FILES = ("reims_cathedral", "berlin_cathedral", "cat", "coffee", "rocket", "astronaut", "grace_hopper")
-EXAMPLES = [str(Path(__file__).parent.parent / "assets" / "examples" / f"{name}.jpg") for name in EXAMPLE_FILES]
+# file name -> the example's button text (named buttons, not thumbnails: a screen reader can say what each is).
+EXAMPLE_NAMES = {
+    "reims_cathedral": "Reims cathedral",
+    "berlin_cathedral": "Berlin cathedral",
+    "cat": "Cat",
+    "coffee": "Coffee",
+    "rocket": "Rocket",
+    "astronaut": "Astronaut",
+    "grace_hopper": "Grace Hopper",
+}
+EXAMPLE_DIR = Path(__file__).parent.parent / "assets" / "examples"
+EXAMPLES = [str(EXAMPLE_DIR / f"{name}.jpg") for name in EXAMPLE_NAMES]
 DOWNLOAD_POLL_S = 1.0  # how often an open page refreshes the start-up download's progress
 PHOTO_LINK_REFUSED = "photo links are not fetched by this app: download the picture and upload the file"
 
@@ -68,10 +78,14 @@ def open_visitor_model(ref: str, opened: list[str], progress: gr.Progress = gr.P
     return gr.Dropdown(choices=picker_choices(*opened), value=ref), opened
 
 
-def open_page() -> tuple[gr.Dropdown, gr.Timer]:
-    """Each page load asks afresh for the default (official S12 once it has downloaded) and, while the
-    start-up download runs, polls its progress into the status line."""
-    picker = gr.Dropdown(choices=picker_choices(), value=explorer.default_choice())
+def open_page(request: gr.Request) -> tuple[gr.Dropdown, gr.Timer]:
+    """Each page load picks the model its link names (`?model=`, when the picker has it) or asks afresh for the
+    default (official S12 once it has downloaded) and, while the start-up download runs, polls its progress
+    into the status line."""
+    choices = picker_choices()
+    linked = request.query_params.get("model")
+    model = linked if linked in {value for _, value in choices} else explorer.default_choice()
+    picker = gr.Dropdown(choices=choices, value=model)
     return picker, gr.Timer(active=explorer.DOWNLOADS.background_running())
 
 
@@ -106,10 +120,17 @@ def build(page: gr.Blocks) -> Shared:
                 type="filepath",
                 sources=["upload", "clipboard", "webcam"],
                 height=300,
+                alt_text="The photo the model looks at",
                 elem_id="photo",
             )
         )
-        gr.Examples(EXAMPLES, inputs=[photo], label="Example photos (public domain / CC0)", elem_id="examples")
+        gr.Examples(
+            EXAMPLES,
+            inputs=[photo],
+            example_labels=list(EXAMPLE_NAMES.values()),
+            label="Example photos (public domain / CC0)",
+            elem_id="examples",
+        )
         # No value here: the page load fills in the current default, and an API call that leaves
         # the model out sends None, which the explorer reads as the default at that moment.
         model = gr.Dropdown(picker_choices(), value=None, label="Model", elem_id="model")

@@ -60,10 +60,12 @@ TOUR = [
         "Architecture",
         "The **MetaFormer** tab draws the whole network with your photo's tensor shapes, beside the paper's "
         "ablations and our own measurement. The **Mixer zoo** tab then puts the paper's question to your photo: "
-        "every bundled model that differs only in its token mixer, side by side. Enjoy exploring!",
+        "every bundled model that differs only in its token mixer, side by side, with what each measured beside the "
+        "paper's Table 5 and how alike their features are. **Finish** opens it. Enjoy exploring!",
         "metaformer",
     ),
 ]
+FINISH_TAB = "mixer-zoo"  # where Finish leaves the visitor: the paper's question, asked of their photo
 
 
 @dataclass
@@ -112,7 +114,11 @@ def wire(tour: Tour, page: gr.Blocks, tabs: gr.Tabs) -> None:
         if (target := tab_of(index)) is not None:
             step.select(lambda target=target: gr.Tabs(selected=target), outputs=tabs, **quiet)
         if index == len(tour.steps) - 1:
-            advance.click(close, outputs=[tour.panel, tour.seen], **quiet)
+            advance.click(
+                lambda: (*close(), gr.Tabs(selected=FINISH_TAB) if FINISH_TAB in tab_ids else gr.skip()),
+                outputs=[tour.panel, tour.seen, tabs],
+                **quiet,
+            )
             continue
         following = tab_of(index + 1)
         advance.click(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from PIL import Image
@@ -82,8 +83,11 @@ def scratch_comparison(runs: Sequence[MeasuredRun]) -> str:
         gap = run.gap_to_pooling
         if gap is not None:
             mean, low, high = (value * 100 for value in gap)
-            part += f", {mean:+.2f} points against pooling (95 % interval {low:+.2f} to {high:+.2f}"
-            part += ", too few seeds yet to rule out no gap at all)" if low <= 0 <= high else ")"
+            if math.isnan(low):  # one seed: no spread to build an interval from
+                part += f", {mean:+.2f} points against pooling (one seed, no interval yet)"
+            else:
+                part += f", {mean:+.2f} points against pooling (95 % interval {low:+.2f} to {high:+.2f}"
+                part += ", too few seeds yet to rule out no gap at all)" if low <= 0 <= high else ")"
         parts.append(part)
     return (
         f"**Trained from scratch with each mixer** (the third bar is the identity one), {dataset} val top-1 in %, "

@@ -70,7 +70,7 @@ def gap_text(run: MeasuredRun | None) -> str:
     if gap is None:
         return "—"
     mean, low, high = (value * 100 for value in gap)
-    return f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]"
+    return f"{mean:+.2f} (one seed: no interval yet)" if math.isnan(low) else f"{mean:+.2f} [{low:+.2f}, {high:+.2f}]"
 
 
 def paper_text(layout: str) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from poolformer.cka import CKA_KEY
 from poolformer.explorer.catalogue import ModelChoice, model_choices
+from poolformer.mixers import MIXER_LAYOUTS
 from poolformer.seeds import SUMMARY_KEY
 
 
@@ -58,8 +59,11 @@ def measured_run(choice: ModelChoice) -> MeasuredRun:
 
 
 def measured_mixer_runs() -> list[MeasuredRun]:
-    """Our mixer comparison: every bundled checkpoint that recorded its val accuracy."""
-    return [measured_run(choice) for choice in model_choices() if choice.bundled and "val_top1" in choice.metadata]
+    """Our mixer comparison: every bundled checkpoint that recorded its val accuracy, in the zoo's layout order."""
+    order = {layout: index for index, layout in enumerate(MIXER_LAYOUTS)}
+    measured = [choice for choice in model_choices() if choice.bundled and "val_top1" in choice.metadata]
+    measured.sort(key=lambda choice: order.get(choice.token_mixer, len(order)))  # stable: pooling first as before
+    return [measured_run(choice) for choice in measured]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 import gradio as gr
 
 from poolformer import explorer
-from ui.shared import STAGE_CHOICES, Shared, friendly_errors, reporter, uploaded_photo
+from ui.shared import FIGURE_BUTTONS, STAGE_CHOICES, Shared, friendly_errors, reporter, uploaded_photo
 from visualize.ablation import ablation_picture, ablation_summary
 
 POOL_SIZE_CHOICES = [
@@ -97,8 +97,10 @@ def build(shared: Shared) -> None:
         chart = gr.Image(
             label="Probabilities side by side, and feature similarity per stage",
             show_label=False,
-            buttons=[],
+            buttons=FIGURE_BUTTONS,
             format="png",
+            alt_text="Chart: the top-5 probabilities as trained and ablated side by side, and how similar the "
+            "features of each stage stay",
             elem_id="ablation-chart",
         )
         summary = gr.Markdown()

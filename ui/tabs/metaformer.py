@@ -31,6 +31,19 @@ sizes 5 and 7 are a what-if on weights trained with 3.
 """
 
 
+# The diagram is an inline SVG (its pictures are data URIs), so the browser saves and enlarges it on its own.
+DOWNLOAD_DIAGRAM_JS = """() => {
+  const svg = document.querySelector("#architecture svg");
+  if (!svg) return;
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(new Blob([new XMLSerializer().serializeToString(svg)], {type: "image/svg+xml"}));
+  link.download = "poolformer-architecture.svg";
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+}"""
+FULL_SCREEN_DIAGRAM_JS = """() => document.getElementById("architecture").requestFullscreen?.()"""
+
+
 @friendly_errors
 def run_architecture(
     photo: dict[str, Any] | None, model: str | None = None, progress: gr.Progress = gr.Progress()
@@ -43,11 +56,16 @@ def build(shared: Shared) -> None:
         gr.Markdown(METAFORMER_INTRO)
         diagram = gr.HTML(elem_id="architecture", min_height=200)
         with gr.Row():
+            download = gr.Button("Download the diagram (SVG)", size="sm", scale=0, min_width=220, elem_id="architecture-download")
+            full_screen = gr.Button("Full screen", size="sm", scale=0, min_width=120, elem_id="architecture-full-screen")
+        with gr.Row():
             gr.Markdown(paper_mixer_tables(), elem_id="paper-tables")
             gr.Markdown(measured_table(explorer.measured_mixer_runs()), elem_id="measured-table")
         gr.Markdown(baselines_table(), elem_id="baselines-table")
         gr.Markdown(METAFORMER_READING)
 
+    download.click(None, js=DOWNLOAD_DIAGRAM_JS, queue=False, api_visibility="private")
+    full_screen.click(None, js=FULL_SCREEN_DIAGRAM_JS, queue=False, api_visibility="private")
     gr.on(
         [shared.page.load, shared.photo.change, shared.model.change],
         run_architecture,

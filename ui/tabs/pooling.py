@@ -63,6 +63,7 @@ def token_inspector() -> tuple[list[gr.components.Component], gr.Button, list[gr
                 show_label=False,
                 format="png",
                 buttons=[],
+                alt_text="The chosen token's 3 × 3 neighbourhood after norm1, and what the pooling mixer passes on",
                 elem_id="token-picture",
             )
             summary = gr.Markdown(elem_id="token-summary")
@@ -89,6 +90,7 @@ def build(shared: Shared) -> None:
                 format="jpeg",
                 buttons=[],
                 height=360,
+                alt_text="What pooling adds to each token of stage 1, over the photo",
                 elem_id="filter-stage1",
             )
         caption = gr.Markdown(elem_id="filter-caption")
@@ -100,6 +102,7 @@ def build(shared: Shared) -> None:
             format="png",
             buttons=[],
             interactive=False,
+            alt_text="The three 3 × 3 kernels of pool(x) − x, one weight per cell",
             elem_id="filter-kernels",
         )
         gr.Markdown(kernel_note())

@@ -8,7 +8,7 @@ from typing import Any
 import gradio as gr
 
 from poolformer import explorer
-from ui.shared import Shared, friendly_errors, reporter, uploaded_photo
+from ui.shared import FIGURE_BUTTONS, Shared, friendly_errors, reporter, uploaded_photo
 from visualize.mixer import token_views
 from visualize.stages import (
     COLOUR_SCALE_NOTE,
@@ -106,11 +106,22 @@ def stage_rows() -> tuple[list[gr.components.Component], list[list[gr.components
         heading = gr.Markdown(f"**Stage {number}**", elem_classes="stage-heading")
         # JPEG: a PNG of this size costs ~60 ms to encode, four of them would blow the latency budget.
         picture = gr.Image(
-            label=f"Stage {number}", format="jpeg", show_label=False, buttons=[], elem_id=f"stage-{number}"
+            label=f"Stage {number}",
+            format="jpeg",
+            show_label=False,
+            buttons=FIGURE_BUTTONS,
+            alt_text=f"Stage {number} over the photo: its activation energy, its eight most active channels, and "
+            "what pooling adds to each token",
+            elem_id=f"stage-{number}",
         )
         with gr.Row(visible=False, elem_id=f"token-{number}") as detail_row:
             detail_picture = gr.Image(
-                label=f"Clicked token of stage {number}", show_label=False, format="png", buttons=[], scale=2
+                label=f"Clicked token of stage {number}",
+                show_label=False,
+                format="png",
+                buttons=[],
+                alt_text=f"The clicked token's 3 × 3 neighbourhood in stage {number}'s first block",
+                scale=2,
             )
             detail_text = gr.Markdown(elem_classes="token-summary")
         components += [heading, picture]

@@ -9,7 +9,7 @@ import gradio as gr
 
 from poolformer import explorer
 from poolformer.gradcam import ATTRIBUTION_NAMES, DEFAULT_ATTRIBUTION
-from ui.shared import STAGE_CHOICES, TOP1_CHOICE, Shared, friendly_errors, reporter, uploaded_photo
+from ui.shared import FIGURE_BUTTONS, STAGE_CHOICES, TOP1_CHOICE, Shared, friendly_errors, reporter, uploaded_photo
 from visualize.faithfulness import CURVE_COLOUR, CURVE_X, CURVE_Y, curve_colours, curve_points, faithfulness_summary
 from visualize.gradcam import cam_caption, cam_comparison_picture, cam_comparison_summary, cam_picture
 from visualize.sanity import sanity_picture, sanity_summary
@@ -130,7 +130,9 @@ def cam_columns() -> list[gr.components.Component]:
                     label=f"Class-activation map, stage {number}",
                     format="jpeg",
                     show_label=False,
-                    buttons=[],
+                    buttons=FIGURE_BUTTONS,
+                    alt_text=f"Class-activation map of stage {number} over the photo: bright cells hold evidence for the "
+                    "class explained",
                     elem_id=f"cam-{number}",
                 )
                 caption = gr.Markdown(elem_classes="cam-caption")
@@ -138,9 +140,11 @@ def cam_columns() -> list[gr.components.Component]:
     return components
 
 
-def figure(label: str, elem_id: str) -> gr.Image:
+def figure(label: str, elem_id: str, alt_text: str) -> gr.Image:
     """A picture of several maps drawn as one (a JPEG: a PNG of that size takes long to encode)."""
-    return gr.Image(label=label, show_label=False, buttons=[], format="jpeg", elem_id=elem_id)
+    return gr.Image(
+        label=label, show_label=False, buttons=FIGURE_BUTTONS, format="jpeg", alt_text=alt_text, elem_id=elem_id
+    )
 
 
 def curve_plot(label: str, x_title: str, elem_id: str) -> gr.LinePlot:
@@ -187,12 +191,21 @@ def build(shared: Shared) -> None:
         explain_top5 = gr.Label(num_top_classes=5, label="Top-5 classes", elem_id="explain-top5")
         cam_outputs = cam_columns()
         gr.Markdown("**When tokens stop mixing**: the same maps, stage 1 to 4, for each model.")
-        cam_comparison = figure("Class-activation maps per stage and model", "cam-comparison")
+        cam_comparison = figure(
+            "Class-activation maps per stage and model",
+            "cam-comparison",
+            "Class-activation maps, stage 1 to 4, for the model as trained, with pooling switched off, and for the "
+            "identity-mixer model trained from scratch",
+        )
         cam_summary = gr.Markdown(elem_id="cam-summary")
 
         gr.Markdown(SANITY_INTRO)
         sanity_button = gr.Button("Randomise the weights, head first", elem_id="sanity-button")
-        sanity_maps = figure("Stage maps as the weights are randomised, from the head down", "sanity-maps")
+        sanity_maps = figure(
+            "Stage maps as the weights are randomised, from the head down",
+            "sanity-maps",
+            "Class-activation maps of each stage, one row per step as the weights are randomised from the head down",
+        )
         sanity_table = gr.Markdown(elem_id="sanity-summary")
 
         gr.Markdown(FAITHFULNESS_INTRO)

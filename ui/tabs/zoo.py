@@ -7,7 +7,7 @@ from typing import Any
 import gradio as gr
 
 from poolformer import explorer
-from ui.shared import TOP1_CHOICE, Shared, friendly_errors, reporter, uploaded_photo
+from ui.shared import FIGURE_BUTTONS, TOP1_CHOICE, Shared, friendly_errors, reporter, uploaded_photo
 from visualize.zoo import similarity_picture, similarity_reading, zoo_picture, zoo_table
 
 ZOO_INTRO = """
@@ -49,8 +49,10 @@ def build(shared: Shared) -> None:
         picture = gr.Image(
             label="Every mixer model: Grad-CAM at stages 3 and 4, stage-4 energy and top-5",
             show_label=False,
-            buttons=[],
+            buttons=FIGURE_BUTTONS,
             format="jpeg",
+            alt_text="One row per mixer model: its Grad-CAM maps at stages 3 and 4 over the photo, its stage-4 "
+            "activation energy and its top-5",
             elem_id="zoo-picture",
         )
         table = gr.Markdown(
@@ -60,8 +62,9 @@ def build(shared: Shared) -> None:
             None if similarity is None else similarity_picture(similarity),
             label="Linear CKA of each model's stage features with the pooling model's",
             show_label=False,
-            buttons=[],
+            buttons=FIGURE_BUTTONS,
             format="png",
+            alt_text="Heat map: linear CKA of each mixer model's stage features with the pooling model's, per stage",
             interactive=False,
             visible=similarity is not None,
             height="auto",

@@ -62,21 +62,31 @@ def test_checkpoint_is_self_describing(mixer: str) -> None:
 
 
 def test_shipped_checkpoints_record_every_seed_of_every_mixer() -> None:
-    """Every file carries the same multi-seed summary, and each one's own figure is its seed's entry in it."""
-    summaries = {}
+    """Every file carries the same multi-seed summary, and each one's own figure is its seed's entry in it.
+
+    A mixer with one seed so far (pool-attention) has no spread and no interval: NaN, which the views word."""
+    summaries, texts = {}, set()
     for mixer, path in CHECKPOINTS.items():
         with safe_open(str(path), framework="pt") as checkpoint:
             metadata = checkpoint.metadata()
+        texts.add(metadata["seed_summary"])
         summaries[mixer] = json.loads(metadata["seed_summary"])
         runs = summaries[mixer][mixer]["top1"]
-        assert len(runs) >= 2 and runs["0"] == float(metadata["val_top1"])  # seed 0 is the one shipped
+        assert runs["0"] == float(metadata["val_top1"])  # seed 0 is the one shipped
         assert summaries[mixer][mixer]["mean"] == pytest.approx(statistics.fmean(runs.values()))
-        assert summaries[mixer][mixer]["sd"] == pytest.approx(statistics.stdev(runs.values()))
+        if len(runs) > 1:
+            assert summaries[mixer][mixer]["sd"] == pytest.approx(statistics.stdev(runs.values()))
+        else:
+            assert math.isnan(summaries[mixer][mixer]["sd"])
     assert {"pooling", "identity"} <= set(CHECKPOINTS)
-    assert all(summary == summaries["pooling"] for summary in summaries.values())
+    assert len(summaries["pooling"]["pooling"]["top1"]) == len(summaries["pooling"]["identity"]["top1"]) == 4
+    assert len(texts) == 1  # the same summary in every file
     for mixer in CHECKPOINTS.keys() - {"pooling"}:
         gap = summaries["pooling"]["vs_pooling"][mixer]
-        assert gap["ci95"][0] < gap["mean"] < gap["ci95"][1]
+        if len(summaries["pooling"][mixer]["top1"]) > 1:
+            assert gap["ci95"][0] < gap["mean"] < gap["ci95"][1]
+        else:
+            assert all(math.isnan(value) for value in gap["ci95"])
     low, high = summaries["pooling"]["gap"]["ci95"]
     assert low < summaries["pooling"]["gap"]["mean"] < high
 

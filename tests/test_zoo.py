@@ -64,8 +64,12 @@ def test_each_models_maps_are_its_own_grad_cam_for_the_pooling_models_top1() -> 
         assert list(member.top5) == [model.class_names[i] for i in probabilities.topk(5).indices.tolist()]
         assert member.target_probability == pytest.approx(float(probabilities[top1]), abs=1e-5)
         maps = grad_cam(model, pixels, top1)
+        # The app's twin runs its pooling blocks folded, which rounds differently in the last bits; attention's
+        # softmax backward amplifies that about a hundredfold in the stage-3 map of [P, P, A, A] (1.6e-4 of its peak).
+        scale = 1e-3 if "attention" in model.token_mixers else 1e-5
         for stage, cam in zip(explorer.CAM_STAGES, member.cams):
-            torch.testing.assert_close(torch.from_numpy(cam), maps[stage - 1], rtol=1e-4, atol=1e-5 * float(maps[stage - 1].max()))
+            peak = float(maps[stage - 1].max())
+            torch.testing.assert_close(torch.from_numpy(cam), maps[stage - 1], rtol=1e-4, atol=scale * peak)
         torch.testing.assert_close(torch.from_numpy(member.stage4_energy), stages[3][0].norm(dim=0), rtol=1e-4, atol=1e-4)
     for model, parameters in zip(shared, before):  # read, never written: no .grad, no flag changed, same values
         for name, parameter in model.named_parameters():
@@ -101,6 +105,11 @@ def test_the_table_sets_our_figures_beside_table_5() -> None:
         assert answer == f"| {short} | {top5} | {member.target_probability * 100:.1f} % |"
         seeds = summary[mixer]
         assert row.startswith(f"| {short} | ") and row.endswith(f"| {TABLE_5_TOP1[mixer]} |")
+        if len(seeds["top1"]) == 1:  # no spread yet, so no interval either
+            assert f"| {seeds['mean'] * 100:.2f} (1 seed) | " in row
+            gap = summary["vs_pooling"][mixer]
+            assert f"{gap['mean'] * 100:+.2f} (one seed: no interval yet)" in row
+            continue
         assert f"{seeds['mean'] * 100:.2f} ± {seeds['sd'] * 100:.2f} ({len(seeds['top1'])} seeds)" in row
         if mixer != "pooling":
             gap = summary["vs_pooling"][mixer]

@@ -223,8 +223,8 @@ def test_fresh_online_start_serves_at_once_and_official_s12_becomes_the_default(
     answer = client.predict(handle_file(CAT), api_name="/predict")
     assert_same_top5(answer[0], repos["s12"].top5())
     assert "sail/poolformer_s12" in answer[-1]
-    # ...and so does the picker on the next page load.
-    page.reload()
+    # ...and so does the picker on a new visit (a reload would reopen the view its address links to: bundled).
+    page.goto(online_app.url)
     expect(page.locator("#model input")).to_have_value("PoolFormer-S12 · ImageNet-1k · in local cache")
     expect(page.locator("#status")).to_contain_text("sail/poolformer_s12 (local HF cache)", timeout=PAGE_TIMEOUT_MS)
     screenshot(page, "online-start-downloaded")

@@ -41,6 +41,11 @@ def phone(browser: Browser, app_url: str) -> Iterator[Page]:
     page.close()
 
 
+def slug(name: str) -> str:
+    """A tab's name as part of a file name: "What pooling does" -> what-pooling-does."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
 def tab_names(page: Page) -> list[str]:
     tabs = page.locator("#tabs").get_by_role("tab")
     return [tabs.nth(index).inner_text().strip() for index in range(tabs.count())]
@@ -114,12 +119,13 @@ def test_axe_finds_nothing_critical_or_serious_on_any_tab(browser: Browser, app_
     upload(page, CAT)
     names = tab_names(page)
     assert len(names) >= 7
+    SCREENSHOTS.mkdir(exist_ok=True)
     for name in names:
         run_tab(page, name)
         violations = axe_violations(page)
         counts[name] = counts_by_impact(violations)
         failures += [f"{name}: {failure}" for failure in blocking(violations)]
-    SCREENSHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{theme}-{slug(name)}.png"), full_page=True)  # to look at
     (SCREENSHOTS / f"axe-{theme}.json").write_text(json.dumps(counts, indent=2))
     page.close()
     assert not failures, "\n".join(failures)
@@ -151,8 +157,7 @@ def test_phone_shows_every_tab_without_sideways_scrolling(phone: Page) -> None:
             .map((control) => [control.outerHTML.slice(0, 80), control.getBoundingClientRect()])
             .filter(([, box]) => box.left < 0 || box.right > window.innerWidth + 0.5)""")
         assert not outside, f"{name}: {outside}"
-        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-        phone.screenshot(path=str(SCREENSHOTS / f"phone-{slug}.png"), full_page=True)
+        phone.screenshot(path=str(SCREENSHOTS / f"phone-{slug(name)}.png"), full_page=True)
     assert not failures, "\n".join(failures)
 
 
@@ -191,7 +196,10 @@ def test_a_link_reopens_the_photo_model_tab_and_settings(browser: Browser, app_u
     page.locator("#examples").get_by_role("button", name="Cat", exact=True).click()
     expect(page.locator("#photo img")).to_have_attribute("src", re.compile(r"/cat\.jpg$"), timeout=OUTPUT_TIMEOUT_MS)
     page.locator("#tabs").get_by_role("tab", name="Predict", exact=True).click()
+    # The linked scale reaches the radio once its tab has mounted; a click before that would be overwritten.
+    expect(page.locator("#colour-scale").get_by_label("global")).to_be_checked()
     page.locator("#colour-scale").get_by_label("per stage").check()
+    expect(page).to_have_url(re.compile(r"scale=stage"))
     page.locator("#tabs").get_by_role("tab", name="What pooling does", exact=True).click()
     page.locator("#token-row input").fill("7")
     page.locator("#token-row input").press("Enter")

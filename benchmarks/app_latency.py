@@ -8,7 +8,10 @@
   all cores, through gradio_client with download_files=False (a browser fetches the pictures in parallel; the
   client would fetch them one by one), interleaved call by call with the floor: benchmarks/echo_app.py, the
   same app answering with outputs computed once at start. app − floor is what our own code costs per request;
-  app / floor and eager / app are the ratios issue 18 sets targets for. /compare runs the two bundled models.
+  app / floor and eager / app are the ratios issue 18 sets targets for. These servers hold the two bundled
+  models issue 18 measured /compare over (PoolFormer and IdentityFormer, LATENCY_MODELS), not the whole zoo: with
+  five bundled models the model cache (3) reloads some on every /compare, and no session is built for them.
+  `--all-bundled` serves every bundled checkpoint instead (the Mixer zoo's five models, for /mixers).
 - browser: headless Chromium uploads the photo on a fresh visit, waits a second as a visitor would, presses
   Predict; time until the fourth stage picture is decoded, app and floor alike.
 - start: `python app.py` until the page answers HTTP 200, with the fast path and without, alternately; and
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -52,7 +56,7 @@ PHOTO_ONLY = {"/compare", "/mixers"}  # every model on the machine, or every bun
 PREDICT_FLOOR_RATIO = 1.3  # /predict's time over the floor's (issue 18)
 COMPARE_SPEED_UP = 1.5  # /compare: eager's time over the fast path's (issue 18)
 FAST_PATH_OFF = {"POOLFORMER_FAST_CPU": "0"}
-BUNDLED_MODELS = 2  # sessions to wait for: /compare loads both bundled models
+LATENCY_MODELS = ("poolformer_s12_imagenette.safetensors", "identityformer_s12_imagenette.safetensors")
 SESSION_READY = "ONNX Runtime passes for"  # poolformer/fast_cpu.py's log line once a session serves (or failed)
 HUMAN_PAUSE_MS = 1000  # between the upload and the click, as a visitor would (the upload redraws the diagram)
 START_TARGET_S = 4.5
@@ -67,6 +71,16 @@ def folder(parent: Path, name: str) -> Path:
     path = parent / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def latency_checkpoints(scratch: Path, all_bundled: bool = False) -> Path:
+    """A checkpoint folder holding the LATENCY_MODELS only (copies of the bundled files), or the bundled one."""
+    if all_bundled:
+        return BUNDLED_DIR
+    checkpoints = folder(scratch, "checkpoints")
+    for name in LATENCY_MODELS:
+        shutil.copy2(BUNDLED_DIR / name, checkpoints / name)
+    return checkpoints
 
 
 def spread(values: list[float], unit: str, digits: int = 0, sign: str = "") -> str:
@@ -88,27 +102,28 @@ ALL_CORES = os.cpu_count() or 1
 
 
 @contextmanager
-def app_and_floor(scratch: Path) -> Iterator[dict[str, str]]:
+def app_and_floor(scratch: Path, all_bundled: bool = False) -> Iterator[dict[str, str]]:
     """The URLs of `python app.py` as it starts, of the app with the CPU fast path off, of the app with torch
     threads on every core, and of the floor.
 
-    All offline with the bundled models. The third app shows the trade app.py's torch_threads_per_request makes:
+    All offline with the LATENCY_MODELS. The third app shows the trade app.py's torch_threads_per_request makes:
     more threads speed up one request on idle cores, but every operation waits for all of them. Yields once every
-    app has built its sessions for both bundled models.
+    app has built its sessions for both LATENCY_MODELS.
     """
+    checkpoints = latency_checkpoints(scratch, all_bundled)
     with (
-        app_server(BUNDLED_DIR, folder(scratch, "app")) as (app_url, _),
-        app_server(BUNDLED_DIR, folder(scratch, "app-eager"), env=FAST_PATH_OFF) as (eager_url, _),
-        app_server(BUNDLED_DIR, folder(scratch, "app-all-cores"), env={"OMP_NUM_THREADS": str(ALL_CORES)}) as (
+        app_server(checkpoints, folder(scratch, "app")) as (app_url, _),
+        app_server(checkpoints, folder(scratch, "app-eager"), env=FAST_PATH_OFF) as (eager_url, _),
+        app_server(checkpoints, folder(scratch, "app-all-cores"), env={"OMP_NUM_THREADS": str(ALL_CORES)}) as (
             all_cores_url,
             _,
         ),
-        app_server(BUNDLED_DIR, folder(scratch, "floor"), script="benchmarks/echo_app.py") as (floor_url, _),
+        app_server(checkpoints, folder(scratch, "floor"), script="benchmarks/echo_app.py") as (floor_url, _),
     ):
         for url in (app_url, all_cores_url):
             endpoint_call(url, "/compare")()  # loads the second bundled model, whose session then builds
         for name in ("app", "app-all-cores"):
-            for line in wait_for_sessions(folder(scratch, name) / "app.log", BUNDLED_MODELS):
+            for line in wait_for_sessions(folder(scratch, name) / "app.log", len(LATENCY_MODELS)):
                 say(f"  {name}: {line}")
         yield {"app": app_url, "app, eager": eager_url, f"app, {ALL_CORES} threads": all_cores_url, "floor": floor_url}
 
@@ -253,11 +268,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--browser-runs", type=int, default=5, help="fresh visits per server in the browser (0: skip)")
     parser.add_argument("--starts", type=int, default=3, help="how many times to start python app.py (0: skip)")
+    parser.add_argument("--all-bundled", action="store_true", help="serve every bundled model, not LATENCY_MODELS")
 
 
 def run(args: argparse.Namespace, scratch: Path) -> None:
     """The endpoint, browser and start sections, in that order."""
-    with app_and_floor(scratch) as urls:
+    with app_and_floor(scratch, args.all_bundled) as urls:
         say("\napp through gradio_client (download_files=False), bundled S12, warm, against the echo floor:")
         endpoints_section(urls, args.endpoints, args.calls, args.rounds, args.warmup)
         if args.browser_runs:

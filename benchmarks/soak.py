@@ -152,6 +152,12 @@ def run_calls(
     return soak
 
 
+def warm_up(url: str, pid: int, clients: int, expected: dict, uploads: Uploads) -> Soak:
+    """Each client calls every endpoint once (seeded order), so that caches, sessions and malloc's arenas have
+    filled before memory is read."""
+    return run_calls(url, pid, mixed_schedule(clients * len(ALL_CALLS), seed=1), clients, 0, expected, uploads)
+
+
 def mixed_schedule(calls: int, seed: int = 0) -> list[Call]:
     """`calls` calls, every endpoint about equally often, in a seeded random order."""
     schedule = [ALL_CALLS[index % len(ALL_CALLS)] for index in range(calls)]
@@ -209,7 +215,7 @@ def main() -> None:
         uploads = Uploads(scratch / "uploads")
         with app_server(BUNDLED_DIR, scratch, env=env) as (url, server):
             expected = lone_answers(url)
-            run_calls(url, server.pid, mixed_schedule(args.clients * len(ALL_CALLS), seed=1), args.clients, 0, expected, uploads)
+            warm_up(url, server.pid, args.clients, expected, uploads)
             warm_rss = rss_mb(server.pid)
             samples, stop = Samples(), threading.Event()
             sampler = threading.Thread(target=sample_until, args=(stop, server.pid, server_temp_dir(server.pid), samples))

@@ -361,6 +361,26 @@ def test_model_cache_keeps_the_most_recently_used_models(checkpoint_dir: Path) -
     assert cache.get(pooling) is not first  # evicted by the identity model, loaded again
 
 
+def test_a_sweep_borrows_models_without_evicting_the_ones_in_use(checkpoint_dir: Path) -> None:
+    """/compare and the zoo go through more models than the cache holds: the cached ones serve, the rest fill free
+    room or else load for the pass and are not kept."""
+    pooling = bundled_choice(checkpoint_dir / "poolformer_s12_imagenette.safetensors")
+    identity = bundled_choice(checkpoint_dir / "identityformer_s12_imagenette.safetensors")
+    cache = ModelCache(capacity=1)
+    in_use = cache.get(pooling)
+    assert cache.borrow(pooling) is in_use and in_use.cpu_passes.state != "not built"  # asked again: as `get`
+    deadline = time.perf_counter() + 120  # (its session builds in the background; let it end before the process)
+    while in_use.cpu_passes.state not in ("ready", "failed") and time.perf_counter() < deadline:
+        time.sleep(0.1)
+    borrowed = cache.borrow(identity)
+    assert borrowed.token_mixers == ("identity",) * 4
+    assert cache.peek(identity.value) is None and cache.get(pooling) is in_use  # nothing evicted, nothing kept
+    assert cache.borrow(identity) is not borrowed
+    roomy = ModelCache(capacity=2)
+    roomy.get(pooling)
+    assert roomy.borrow(identity) is roomy.peek(identity.value) is not None  # free room: kept, as `get` would
+
+
 def test_cached_official_s12_becomes_the_default_and_serves_every_endpoint(tmp_path: Path) -> None:
     """With sail/poolformer_s12 in the local HF cache (here: transformers' model, random weights),
     the app defaults to it, answers exactly as transformers' model does on our preprocessing, and every

@@ -47,21 +47,40 @@ class ModelCache:
             model, _ = self._cached(choice.value)  # another request may have loaded it meanwhile
             if model is None:
                 self._make_room()
-                if report is not None:
-                    report(f"Loading {choice.name} weights…")
-                # Views call this under inference_mode; weights made there could never enter the
-                # autograd graph that Grad-CAM needs, so they are always created outside it.
-                with torch.inference_mode(False):
-                    model = create_model(
-                        choice.variant.name if choice.variant else None,
-                        weights=choice.repo or choice.weights,
-                        device=DEVICE,
-                        hub_rules=choice.rules,
-                    ).for_inference()
+                model = self._create(choice, report)
                 self._store(choice.value, model)
                 if compiling_pays_off(DEVICE):
                     compile_in_background(model, lambda twin: self._replace(choice.value, model, twin), choice.name)
             return model
+
+    def borrow(self, choice: ModelChoice, report: LoadReporter | None = None) -> PoolFormer:
+        """A model for one pass of a sweep over many (/compare, the zoo): cached as `get` would if it is or if the
+        cache has room, else a load of its own that is dropped after the pass. A sweep over more models than the
+        cache holds would otherwise evict every model visitors are using (and their CPU sessions) and keep none."""
+        model, _ = self._cached(choice.value)
+        if model is not None or self._has_room():
+            return self.get(choice, report)
+        if choice.repo is not None:
+            DOWNLOADS.fetch(choice.repo, report, rules=choice.rules)
+        return self._create(choice, report)
+
+    def _has_room(self) -> bool:
+        with self._lock:
+            return len(self._models) < self.capacity
+
+    @staticmethod
+    def _create(choice: ModelChoice, report: LoadReporter | None) -> PoolFormer:
+        if report is not None:
+            report(f"Loading {choice.name} weights…")
+        # Views call this under inference_mode; weights made there could never enter the
+        # autograd graph that Grad-CAM needs, so they are always created outside it.
+        with torch.inference_mode(False):
+            return create_model(
+                choice.variant.name if choice.variant else None,
+                weights=choice.repo or choice.weights,
+                device=DEVICE,
+                hub_rules=choice.rules,
+            ).for_inference()
 
     def peek(self, value: str) -> PoolFormer | None:
         """The model if it is loaded, without loading it or changing its place in the LRU order."""

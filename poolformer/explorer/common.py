@@ -83,6 +83,9 @@ LANES = 2
 def in_lanes(jobs: Sequence[Callable[[], T]], lanes: int = LANES) -> list[T]:
     """Run many independent passes `lanes` at a time, lane i taking jobs i, i + lanes, ... in turn; results in order."""
 
+    if not jobs:
+        return []
+
     def lane(start: int) -> list[T]:
         return [job() for job in jobs[start::lanes]]
 

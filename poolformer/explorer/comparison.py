@@ -76,7 +76,7 @@ def gmacs(choice: ModelChoice, model: PoolFormer) -> float:
 
 @torch.inference_mode()
 def compare_one(choice: ModelChoice, photo: Image.Image, report: LoadReporter | None) -> Comparison:
-    model = MODELS.get(choice, report)
+    model = MODELS.borrow(choice, report)
     choice = choice.knowing(model)
     pixels = model_input(photo, model.variant)
     logits, stage_outputs = model.forward_with_stages(pixels)

@@ -21,11 +21,11 @@ from poolformer.explorer.common import (
     LoadReporter,
     PhotoSource,
     energy,
+    in_lanes,
     input_photo,
     model_input,
     photo_from,
     shown,
-    side_by_side,
     text,
     top_k,
 )
@@ -101,6 +101,13 @@ def zoo_member(choice: ModelChoice, model: PoolFormer, pixels: torch.Tensor, tar
     )
 
 
+def borrowed_member(
+    choice: ModelChoice, pixels: torch.Tensor, target: int | None, report: LoadReporter | None
+) -> ZooMember:
+    """zoo_member with the model borrowed from the cache for this pass only (see ModelCache.borrow)."""
+    return zoo_member(choice, MODELS.borrow(choice, report), pixels, target)
+
+
 def mixer_zoo(source: PhotoSource | None, target: str | None = TOP1, report: LoadReporter | None = None) -> Zoo:
     """The photo through every zoo model, each explaining the same class (pooling's top-1 by default)."""
     choices = zoo_choices()
@@ -109,15 +116,13 @@ def mixer_zoo(source: PhotoSource | None, target: str | None = TOP1, report: Loa
     reference = choices[0]
     chosen = zoo_target(target, list(reference.class_names))  # a wrong class is refused before any work
     pixels = model_input(photo_from(source), reference.variant)  # one variant, so one crop for all
-    models = [MODELS.get(choice, report) for choice in choices]
-    first = zoo_member(reference, models[0], pixels, chosen)
-    rest = zip(choices[1:], models[1:])
-    jobs = [partial(zoo_member, choice, model, pixels, first.explained) for choice, model in rest]
-    others = side_by_side(*jobs) if jobs else []  # every model explains the class the first one did
+    first = borrowed_member(reference, pixels, chosen, report)
+    # Every model explains the class the first one did; two at a time, each loaded only while it runs.
+    others = in_lanes([partial(borrowed_member, choice, pixels, first.explained, report) for choice in choices[1:]])
     return Zoo(
         photo=input_photo(pixels),
         target=first.explained,
-        target_name=models[0].class_names[first.explained],
+        target_name=reference.class_names[first.explained],
         target_chosen=chosen is not None,
         members=[first, *others],
     )

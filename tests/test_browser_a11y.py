@@ -52,11 +52,12 @@ def tab_names(page: Page) -> list[str]:
 
 
 def wait_until_idle(page: Page) -> None:
-    """Every event the page started has answered: no output's status tracker says "processing" or "queue"."""
+    """Every event the page started has answered: every output's status tracker is hidden again (Gradio shows it,
+    with "processing", a queue position or a progress message such as "Loading … weights", until the answer)."""
     page.wait_for_timeout(500)
     page.wait_for_function(
-        """() => ![...document.querySelectorAll("[data-testid=status-tracker]")].some(
-            (tracker) => /processing|queue/.test(tracker.textContent))""",
+        """() => [...document.querySelectorAll("[data-testid=status-tracker]")].every(
+            (tracker) => tracker.classList.contains("hide"))""",
         timeout=DONE_TIMEOUT_MS,
     )
 

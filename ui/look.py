@@ -62,6 +62,7 @@ footer { display: none !important; }
   #compare-table :is(table, .virtual-table-viewport) { min-width: 620px; }
   #architecture { overflow-x: auto; }
   #architecture svg { min-width: 720px; }
+  #compare-maps .grid-container { --grid-cols: 3 !important; }  /* four 100 px tiles and their gaps overflow 390 px */
 }
 """
 # Two repairs as Gradio renders: an empty output carries an aria-label on a plain <div>, which ARIA forbids (as

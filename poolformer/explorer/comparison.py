@@ -25,7 +25,8 @@ from poolformer.explorer.common import (
     photo_from,
     top_k,
 )
-from poolformer.model import VARIANTS, PoolFormer
+from poolformer.compiled import CompiledPoolFormer
+from poolformer.model import VARIANTS, CpuServedPoolFormer, PoolFormer
 from poolformer.preprocess import INPUT_SIZE
 
 TIMED_RUNS = 3
@@ -40,6 +41,7 @@ class Comparison:
     params_m: float
     gmacs: float  # at 224 px: the authors' figure for official weights, counted like theirs for bundled mixers
     latency_ms: float  # median of TIMED_RUNS forward passes on DEVICE
+    engine: str  # what ran those passes: models differ (a CPU session or a compiled graph only for models in use)
     photo: Image.Image
     stage4_energy: np.ndarray
 
@@ -54,6 +56,14 @@ def median_latency_ms(model: PoolFormer, pixels: torch.Tensor) -> float:
             torch.cuda.synchronize()
         timings.append((time.perf_counter() - start) * 1000)
     return statistics.median(timings)
+
+
+def engine(model: PoolFormer) -> str:
+    """What serves the model's as-trained pass now: ONNX Runtime (poolformer/fast_cpu.py), a compiled CUDA graph
+    (poolformer/compiled.py) or torch eagerly."""
+    if isinstance(model, CpuServedPoolFormer) and model.cpu_passes.state == "ready":
+        return "ONNX Runtime"
+    return "compiled CUDA graph" if isinstance(model, CompiledPoolFormer) else f"torch eager, {DEVICE.type}"
 
 
 @cache
@@ -86,6 +96,7 @@ def compare_one(choice: ModelChoice, photo: Image.Image, report: LoadReporter | 
         params_m=sum(parameter.numel() for parameter in model.parameters()) / 1e6,
         gmacs=gmacs(choice, model),
         latency_ms=median_latency_ms(model, pixels),
+        engine=engine(model),
         photo=input_photo(pixels),
         stage4_energy=energy(stage_outputs[-1]),
     )

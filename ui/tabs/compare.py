@@ -40,7 +40,9 @@ def build(shared: Shared) -> None:
             "the local Hugging Face cache, and models added to this app). Top-1 is the paper's ImageNet figure for "
             "official weights, our measured val accuracy for bundled ones, and the held-out accuracy a fine-tune "
             "recorded. Latency is the median of "
-            f"{explorer.TIMED_RUNS} forward passes on **{explorer.DEVICE.type}**, batch 1."
+            f"{explorer.TIMED_RUNS} forward passes on **{explorer.DEVICE.type}**, batch 1, as this server runs "
+            "each model now (\"run by\"): models in use here get a faster engine (ONNX Runtime on a CPU) than "
+            "those loaded for this comparison alone, so compare latencies within one engine."
         )
         compare_button = gr.Button("Compare", variant="primary", elem_id="compare-button")
         table = gr.Dataframe(
@@ -58,7 +60,8 @@ def build(shared: Shared) -> None:
             tooltip=PLOT_TOOLTIP,
             x_title=f"latency on {explorer.DEVICE.type}, batch 1 (ms)",
             y_title="top-1 (%)",
-            title="Accuracy against speed (hover a point: parameters, benchmark, and its answer for your photo)",
+            title="Accuracy against speed",
+            caption="Hover or tap a point: its model, size and answer for your photo.",
             y_lim=[60, 100],  # ImageNet (paper) and Imagenette (ours) top-1 both fall in here
             label="Top-1 against latency",
             elem_id="compare-plot",

@@ -26,9 +26,9 @@ def comparable_ablate(outputs: tuple) -> Any:
 
 def comparable_compare(outputs: tuple) -> Any:
     table = outputs[0]
-    latency = table["headers"].index("latency (ms)")
     # Latency is measured anew each time, and a model's CPU session may have been built since ("run by").
-    return [row[:latency] + row[latency + 2 :] for row in table["data"]]
+    measured_now = {table["headers"].index(column) for column in ("latency (ms)", "run by")}
+    return [[cell for index, cell in enumerate(row) if index not in measured_now] for row in table["data"]]
 
 
 def comparable_explain(outputs: tuple) -> Any:

@@ -57,8 +57,7 @@ class ModelCache:
         """A model for one pass of a sweep over many (/compare, the zoo): cached as `get` would if it is or if the
         cache has room, else a load of its own that is dropped after the pass. A sweep over more models than the
         cache holds would otherwise evict every model visitors are using (and their CPU sessions) and keep none."""
-        model, _ = self._cached(choice.value)
-        if model is not None or self._has_room():
+        if self.peek(choice.value) is not None or self._has_room():
             return self.get(choice, report)
         if choice.repo is not None:
             DOWNLOADS.fetch(choice.repo, report, rules=choice.rules)

@@ -4,7 +4,7 @@
 
 The app runs offline on loopback with the bundled models only (as tests/conftest.py starts it). First a lone
 visitor calls every endpoint once: those are the answers every later call must equal. Then a warm-up of
-`--clients` x 7 calls, after which the server's RSS is read, and the soak: `--calls` calls mixing every endpoint
+`--clients` x 10 calls (one per endpoint), after which the server's RSS is read, and the soak: `--calls` calls mixing every endpoint
 (seeded order), spread over `--clients` gradio_client clients calling at once; every `--new-visitor-every`-th
 call of a client comes from a fresh client, as a new visitor's page would (its own Gradio session). Each upload
 is the same photo with a different trailing comment, so Gradio stores every one anew and the temp-file sweep
@@ -34,12 +34,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from app_calls import CALLS, EXPLAIN, Call  # noqa: E402
+from app_calls import CALLS, EVIDENCE, EXPLAIN, Call  # noqa: E402
 from conftest import BUNDLED_DIR, app_server  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 
 PHOTO = REPO / "assets" / "examples" / "cat.jpg"
-ALL_CALLS: list[Call] = [*CALLS, EXPLAIN]
+ALL_CALLS: list[Call] = [*CALLS, EXPLAIN, *EVIDENCE]
 RSS_GROWTH_TARGET_MB, RSS_TARGET_MB = 30, 1000
 SAMPLE_EVERY_S = 1.0
 

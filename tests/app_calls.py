@@ -51,3 +51,9 @@ CALLS: list[Call] = [
     ("/architecture", (BUNDLED_MODEL,), lambda svg: svg),  # one output: the diagram itself
 ]
 EXPLAIN: Call = ("/explain", (BUNDLED_MODEL,), comparable_explain)
+# The views that run several models or many passes per call: the zoo, the sanity check, the deletion curves.
+EVIDENCE: list[Call] = [
+    ("/mixers", (), comparable_text(1)),  # the table: every zoo model's top-5 and the target's probability
+    ("/sanity", (BUNDLED_MODEL,), comparable_text(1)),  # each randomisation step's rank correlation
+    ("/faithfulness", (BUNDLED_MODEL,), comparable_text(2)),  # the areas under the curves
+]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -22,7 +23,8 @@ from reference import fake_hub_snapshot, reference_model
 from test_metaformer import diagram_shapes
 
 from poolformer import grad_cam
-from poolformer.explorer import ModelCache, bundled_choice
+from poolformer.explorer import ModelCache, ModelChoice, bundled_choice
+from poolformer.model import PoolFormer
 from poolformer.preprocess import load_image, preprocess
 from poolformer.weights import create_model
 from visualize.charts import CHART_SIZE
@@ -364,22 +366,35 @@ def test_model_cache_keeps_the_most_recently_used_models(checkpoint_dir: Path) -
 
 def test_a_sweep_borrows_models_without_evicting_the_ones_in_use(checkpoint_dir: Path) -> None:
     """/compare and the zoo go through more models than the cache holds: the cached ones serve, the rest fill free
-    room or else load for the pass and are not kept."""
+    room or else load for the pass and are not kept, one such load at a time in the process."""
     pooling = bundled_choice(checkpoint_dir / "poolformer_s12_imagenette.safetensors")
     identity = bundled_choice(checkpoint_dir / "identityformer_s12_imagenette.safetensors")
     cache = ModelCache(capacity=1)
     in_use = cache.get(pooling)
-    assert cache.borrow(pooling) is in_use and in_use.cpu_passes.state != "not built"  # asked again: as `get`
+    with cache.borrowed(pooling) as again:
+        assert again is in_use and in_use.cpu_passes.state != "not built"  # asked again: as `get`
     deadline = time.perf_counter() + 120  # (its session builds in the background; let it end before the process)
     while in_use.cpu_passes.state not in ("ready", "failed") and time.perf_counter() < deadline:
         time.sleep(0.1)
-    borrowed = cache.borrow(identity)
-    assert borrowed.token_mixers == ("identity",) * 4
-    assert cache.peek(identity.value) is None and cache.get(pooling) is in_use  # nothing evicted, nothing kept
-    assert cache.borrow(identity) is not borrowed
+    with cache.borrowed(identity) as borrowed:
+        assert borrowed.token_mixers == ("identity",) * 4
+        assert cache.peek(identity.value) is None and cache.get(pooling) is in_use  # nothing evicted, nothing kept
+        second_sweep: list[PoolFormer] = []
+        other = threading.Thread(target=lambda: second_sweep.append(enter_and_leave(cache, identity)))
+        other.start()
+        other.join(timeout=2)
+        assert other.is_alive() and not second_sweep  # a second uncached load waits for this one's turn to end
+    other.join(timeout=60)
+    assert second_sweep and second_sweep[0] is not borrowed  # then loads a model of its own
     roomy = ModelCache(capacity=2)
     roomy.get(pooling)
-    assert roomy.borrow(identity) is roomy.peek(identity.value) is not None  # free room: kept, as `get` would
+    with roomy.borrowed(identity) as kept:
+        assert kept is roomy.peek(identity.value) is not None  # free room: kept, as `get` would
+
+
+def enter_and_leave(cache: ModelCache, choice: ModelChoice) -> PoolFormer:
+    with cache.borrowed(choice) as model:
+        return model
 
 
 def test_cached_official_s12_becomes_the_default_and_serves_every_endpoint(tmp_path: Path) -> None:

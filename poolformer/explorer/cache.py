@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -34,6 +36,7 @@ class ModelCache:
         self._models: OrderedDict[str, PoolFormer] = OrderedDict()
         self._loading: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()  # guards the two tables above
+        self._uncached_turn = threading.Lock()  # one model outside the cache at a time (see `borrowed`)
 
     def get(self, choice: ModelChoice, report: LoadReporter | None = None) -> PoolFormer:
         model, loading = self._cached(choice.value)
@@ -53,15 +56,19 @@ class ModelCache:
                     compile_in_background(model, lambda twin: self._replace(choice.value, model, twin), choice.name)
             return model
 
-    def borrow(self, choice: ModelChoice, report: LoadReporter | None = None) -> PoolFormer:
+    @contextmanager
+    def borrowed(self, choice: ModelChoice, report: LoadReporter | None = None) -> Iterator[PoolFormer]:
         """A model for one pass of a sweep over many (/compare, the zoo): cached as `get` would if it is or if the
         cache has room, else a load of its own that is dropped after the pass. A sweep over more models than the
-        cache holds would otherwise evict every model visitors are using (and their CPU sessions) and keep none."""
+        cache holds would otherwise evict every model visitors are using (and their CPU sessions) and keep none.
+        Such loads take turns in the whole process: two sweeps at once each held one (up to 130 MB apiece)."""
         if self.peek(choice.value) is not None or self._has_room():
-            return self.get(choice, report)
+            yield self.get(choice, report)
+            return
         if choice.repo is not None:
-            DOWNLOADS.fetch(choice.repo, report, rules=choice.rules)
-        return self._create(choice, report)
+            DOWNLOADS.fetch(choice.repo, report, rules=choice.rules)  # a slow download holds no turn
+        with self._uncached_turn:
+            yield self._create(choice, report)
 
     def _has_room(self) -> bool:
         with self._lock:

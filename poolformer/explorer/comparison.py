@@ -86,20 +86,20 @@ def gmacs(choice: ModelChoice, model: PoolFormer) -> float:
 
 @torch.inference_mode()
 def compare_one(choice: ModelChoice, photo: Image.Image, report: LoadReporter | None) -> Comparison:
-    model = MODELS.borrow(choice, report)
-    choice = choice.knowing(model)
-    pixels = model_input(photo, model.variant)
-    logits, stage_outputs = model.forward_with_stages(pixels)
-    return Comparison(
-        choice=choice,
-        top5=top_k(logits[0].softmax(-1), model.class_names),
-        params_m=sum(parameter.numel() for parameter in model.parameters()) / 1e6,
-        gmacs=gmacs(choice, model),
-        latency_ms=median_latency_ms(model, pixels),
-        engine=engine(model),
-        photo=input_photo(pixels),
-        stage4_energy=energy(stage_outputs[-1]),
-    )
+    with MODELS.borrowed(choice, report) as model:
+        choice = choice.knowing(model)
+        pixels = model_input(photo, model.variant)
+        logits, stage_outputs = model.forward_with_stages(pixels)
+        return Comparison(
+            choice=choice,
+            top5=top_k(logits[0].softmax(-1), model.class_names),
+            params_m=sum(parameter.numel() for parameter in model.parameters()) / 1e6,
+            gmacs=gmacs(choice, model),
+            latency_ms=median_latency_ms(model, pixels),
+            engine=engine(model),
+            photo=input_photo(pixels),
+            stage4_energy=energy(stage_outputs[-1]),
+        )
 
 
 def compare(source: PhotoSource | None, report: LoadReporter | None = None) -> list[Comparison]:

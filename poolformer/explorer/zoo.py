@@ -104,8 +104,9 @@ def zoo_member(choice: ModelChoice, model: PoolFormer, pixels: torch.Tensor, tar
 def borrowed_member(
     choice: ModelChoice, pixels: torch.Tensor, target: int | None, report: LoadReporter | None
 ) -> ZooMember:
-    """zoo_member with the model borrowed from the cache for this pass only (see ModelCache.borrow)."""
-    return zoo_member(choice, MODELS.borrow(choice, report), pixels, target)
+    """zoo_member with the model borrowed from the cache for this pass only (see ModelCache.borrowed)."""
+    with MODELS.borrowed(choice, report) as model:
+        return zoo_member(choice, model, pixels, target)
 
 
 def mixer_zoo(source: PhotoSource | None, target: str | None = TOP1, report: LoadReporter | None = None) -> Zoo:

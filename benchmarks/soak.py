@@ -4,9 +4,9 @@
 
 The app runs offline on loopback with the bundled models only (as tests/conftest.py starts it). First a lone
 visitor calls every endpoint once: those are the answers every later call must equal. Then a warm-up of
-`--clients` x 10 calls (one per endpoint), after which the server's RSS is read, and the soak: `--calls` calls mixing every endpoint
-(seeded order), spread over `--clients` gradio_client clients calling at once; every `--new-visitor-every`-th
-call of a client comes from a fresh client, as a new visitor's page would (its own Gradio session). Each upload
+`--clients` x 10 calls (one per endpoint), after which the server's RSS is read, and the soak: `--calls` calls
+mixing every endpoint (seeded order), spread over `--clients` gradio_client clients calling at once; every
+`--new-visitor-every`-th call of a client comes from a fresh client, as a new visitor's page would (its own Gradio session). Each upload
 is the same photo with a different trailing comment, so Gradio stores every one anew and the temp-file sweep
 (`--sweep FREQUENCY,AGE` seconds, POOLFORMER_TEMP_FILE_SWEEP) has something to delete.
 

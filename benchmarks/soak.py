@@ -2,13 +2,13 @@
 
     python benchmarks/soak.py [--calls 600] [--clients 4] [--new-visitor-every 10] [--sweep 60,60] [--env K=V ...]
 
-The app runs offline on loopback with the bundled models only (as tests/conftest.py starts it). First a lone
-visitor calls every endpoint once: those are the answers every later call must equal. Then a warm-up of
-`--clients` x 10 calls (one per endpoint), after which the server's RSS is read, and the soak: `--calls` calls
-mixing every endpoint (seeded order), spread over `--clients` gradio_client clients calling at once; every
-`--new-visitor-every`-th call of a client comes from a fresh client, as a new visitor's page would (its own Gradio session). Each upload
-is the same photo with a different trailing comment, so Gradio stores every one anew and the temp-file sweep
-(`--sweep FREQUENCY,AGE` seconds, POOLFORMER_TEMP_FILE_SWEEP) has something to delete.
+The app runs offline on loopback with the bundled models only (as tests/conftest.py starts it). First a lone visitor
+calls every endpoint once: those are the answers every later call must equal. Then a warm-up of `--clients` x 10
+calls (one per endpoint), after which the server's RSS is read, and the soak: `--calls` calls mixing every endpoint
+(seeded order), spread over `--clients` gradio_client clients calling at once; every `--new-visitor-every`-th call
+of a client comes from a fresh client, as a new visitor's page would (its own Gradio session). Each upload is the
+same photo with a different trailing comment, so Gradio stores every one anew and the temp-file sweep (`--sweep
+FREQUENCY,AGE` seconds, POOLFORMER_TEMP_FILE_SWEEP) has something to delete.
 
 Printed: calls served, errors (failures and answers unlike the lone visitor's), p50/p95 latency, server RSS after
 warm-up, at the half and at the end (targets: the second half adds at most 30 MB, the end at most 1.0 GB), its

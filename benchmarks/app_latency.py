@@ -10,8 +10,8 @@
   same app answering with outputs computed once at start. app − floor is what our own code costs per request;
   app / floor and eager / app are the ratios issue 18 sets targets for. These servers hold the two bundled
   models issue 18 measured /compare over (PoolFormer and IdentityFormer, LATENCY_MODELS), not the whole zoo: with
-  five bundled models the model cache (3) reloads some on every /compare, and no session is built for them.
-  `--all-bundled` serves every bundled checkpoint instead (the Mixer zoo's five models, for /mixers).
+  six bundled models the model cache (3) reloads some on every /compare, and no session is built for them.
+  `--all-bundled` serves every bundled checkpoint instead (the Mixer zoo's models, for /mixers).
 - browser: headless Chromium uploads the photo on a fresh visit, waits a second as a visitor would, presses
   Predict; time until the fourth stage picture is decoded, app and floor alike.
 - start: `python app.py` until the page answers HTTP 200, with the fast path and without, alternately; and

@@ -27,7 +27,7 @@ from poolformer.weights import create_model
 
 REPO = Path(__file__).resolve().parent.parent
 CHECKPOINTS = bundled_zoo()  # by layout: pooling and identity, and whichever new zoo mixers are shipped
-MAX_BYTES = 33_000_000  # fp16: 23 MB for S12, 32 MB for pool-attention's larger attention stages
+MAX_BYTES = 33_000_000  # fp16: 23 MB for S12, 32 MB for the attention stages' extra weights
 NAMES = [name for _, name in IMAGENETTE.values()]
 PER_CLASS = 20  # 200 images: the subset's accuracy has a standard error of about 2 points
 
@@ -64,7 +64,7 @@ def test_checkpoint_is_self_describing(mixer: str) -> None:
 def test_shipped_checkpoints_record_every_seed_of_every_mixer() -> None:
     """Every file carries the same multi-seed summary, and each one's own figure is its seed's entry in it.
 
-    A mixer with one seed so far (pool-attention) has no spread and no interval: NaN, which the views word."""
+    A mixer with a single seed would have no spread and no interval: NaN, which the views word."""
     summaries, texts = {}, set()
     for mixer, path in CHECKPOINTS.items():
         with safe_open(str(path), framework="pt") as checkpoint:

@@ -14,11 +14,12 @@ ZOO_INTRO = """
 ### So is pooling as good as attention?
 The MetaFormer paper's Table 5 trains one network, PoolFormer-S12, with one token mixer after another: no mixing
 at all (identity), a fixed random matrix over all tokens, 3 × 3 pooling, a learned 3 × 3 depthwise convolution, and
-pooling in the first two stages with attention in the last two. Here are our own versions, each trained from
-scratch on Imagenette with one recipe, only the mixer differing, and every one of them on **your photo**: its
-top-5, where it finds the evidence for one class (Grad-CAM at stages 3 and 4, the stages whose maps sit on the
-object) and how strongly its last stage responds, beside what it measured on val over several training seeds and
-what the paper measured for that mixer. Every bundled checkpoint trained with a zoo mixer joins by itself.
+pooling in the first two stages with attention in the last two. Here are our own versions, and attention in all
+four stages besides, each trained from scratch on Imagenette with one recipe, only the mixer differing, and every
+one of them on **your photo**: its top-5, where it finds the evidence for one class (Grad-CAM at stages 3 and 4,
+the stages whose maps sit on the object) and how strongly its last stage responds, beside what it measured on val
+over several training seeds and what the paper measured for that mixer. Every bundled checkpoint trained with a
+zoo mixer joins by itself.
 """
 
 

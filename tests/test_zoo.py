@@ -30,7 +30,7 @@ from visualize.gradcam import CAM_TILE, cam_comparison_summary
 from visualize.maps import PANEL_GAP, TITLE_HEIGHT
 from visualize.mixer import filter_caption, token_views
 from visualize.stages import stage_pictures
-from visualize.zoo import similarity_picture, similarity_reading, zoo_picture, zoo_table
+from visualize.zoo import ALIKE_AT_STAGE_1, similarity_picture, similarity_reading, zoo_picture, zoo_table
 
 CAT = REPO / "assets" / "examples" / "cat.jpg"
 POOLING = BUNDLED_DIR / "poolformer_s12_imagenette.safetensors"
@@ -137,6 +137,8 @@ def test_the_cka_heatmap_and_its_reading_come_from_the_shipped_record() -> None:
         assert (f"least alike at stage {low + 1}" in sentence) == (low in (1, 2)), (name, sentence)
         assert ("least alike at once, in stage 1" in sentence) == (low == 0)
         assert ("ever less alike deeper down" in sentence) == (low == 3)
+        if low > 0:  # "alike early on" only where stage 1 is (attention in every stage is not: 0.55)
+            assert ("alike early on" in sentence) == (values[0] >= ALIKE_AT_STAGE_1), (name, sentence)
     assert f"same {similarity.images} Imagenette val photos" in reading
     assert ("No second pooling seed" in reading) == (mixers == list(record["stages"]))
     alone = FeatureSimilarity("pooling seed 0", "", 500, "", {"identity": [0.9, 0.8, 0.5, 0.7]})

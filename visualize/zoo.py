@@ -24,6 +24,7 @@ from visualize.text import layout_text, markdown_table, percent
 
 CKA_COLORMAP = "viridis"  # on a fixed 0-1 scale, so a colour means the same value in every cell
 CKA_CELL, CKA_ROW, CKA_GAP = 64, 30, 8
+ALIKE_AT_STAGE_1 = 0.7  # below it, a stage-1 CKA is not called alike (identity and the convolutions: 0.83-0.89)
 
 
 def zoo_picture(zoo: Zoo) -> Image.Image:
@@ -114,17 +115,19 @@ def similarity_reading(similarity: FeatureSimilarity | None) -> str:
     for name, values in mixers.items():
         low = int(np.argmin(values))
         sentence = f"**{name}** scores {', '.join(f'{value:.2f}' for value in values)} at stages 1 to 4"
+        start = (
+            "alike early on, where the stem and first blocks see the same edges and colours"
+            if values[0] >= ALIKE_AT_STAGE_1
+            else "unlike pooling's already in stage 1, where its own mixer acts from the first block"
+        )
         if low == 0:
             sentence += ": least alike at once, in stage 1"
         elif low < 3:
-            sentence += (
-                ": alike early on, where the stem and first blocks see the same edges and colours, "
-                f"least alike at stage {low + 1}"
-            )
+            sentence += f": {start}, least alike at stage {low + 1}"
             if values[3] > values[low]:
                 sentence += ", and closer again at stage 4, which both heads read to tell the same classes apart"
         else:
-            sentence += ": alike early on and ever less alike deeper down, where the mixer has shaped more blocks"
+            sentence += f": {start}, and ever less alike deeper down, where the mixer has shaped more blocks"
         text.append(sentence + ".")
     if seeds:
         name, values = next(iter(seeds.items()))

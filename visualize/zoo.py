@@ -24,7 +24,7 @@ from visualize.text import layout_text, markdown_table, percent
 
 CKA_COLORMAP = "viridis"  # on a fixed 0-1 scale, so a colour means the same value in every cell
 CKA_CELL, CKA_ROW, CKA_GAP = 64, 30, 8
-ALIKE_AT_STAGE_1 = 0.7  # below it, a stage-1 CKA is not called alike (identity and the convolutions: 0.83-0.89)
+ALIKE_AT_STAGE_1 = 0.7  # below it, stage 1 is not called alike (identity, depthwise, random: 0.83-0.89)
 
 
 def zoo_picture(zoo: Zoo) -> Image.Image:

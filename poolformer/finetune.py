@@ -151,14 +151,14 @@ def learning_part(model: PoolFormer, features: torch.Tensor, frozen: int) -> tor
     return model.head(features)
 
 
-def training_views(model: PoolFormer, photos: PhotoSet, frozen: int, batch_size: int) -> torch.Tensor:
+def training_views(model: PoolFormer, photos: PhotoSet, frozen: int, batch_size: int, seed: int) -> torch.Tensor:
     """(VIEWS, N, C, H, W): the frozen stages' output on VIEWS augmented crops of every training photo.
 
     The frozen stages cost most of a pass and never change, so each view goes through them once, not once per
     epoch; every epoch then takes one view of each photo at random, flipped or not.
     """
     augment = GpuAugment(INPUT_SIZE, (MIN_SCALE, 1.0), MAGNITUDE)
-    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(0)
+    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
     crops = lambda squares: augment(squares, generator).contiguous()
     views = [
         frozen_features(model, photos.train_images, frozen, batch_size, crops)
@@ -184,15 +184,15 @@ def accuracy(model: PoolFormer, features: torch.Tensor, labels: torch.Tensor, fr
     return float((predicted == labels).float().mean())
 
 
-def fine_tune(model: PoolFormer, photos: PhotoSet, epochs: int, batch_size: int, train: str) -> list[dict]:
+def fine_tune(model: PoolFormer, photos: PhotoSet, epochs: int, batch_size: int, train: str, seed: int) -> list[dict]:
     """Train in place; one {epoch, loss, heldout} row per epoch, each shown as a progress bar on stderr."""
     frozen = FROZEN_STAGES[train]
     optimizer = optimiser(model, frozen)
-    views = training_views(model, photos, frozen, batch_size)
+    views = training_views(model, photos, frozen, batch_size, seed)
     heldout = frozen_features(model, photos.heldout_inputs, frozen, batch_size)
     device, count = views.device, len(photos.train_labels)
     labels = photos.train_labels.to(device)
-    draws = torch.Generator().manual_seed(1)  # which view of each photo, and whether it is flipped
+    draws = torch.Generator().manual_seed(seed + 1)  # which view of each photo, and whether it is flipped
     steps_per_epoch = math.ceil(count / batch_size)
     total = epochs * steps_per_epoch
     history, step = [], 0
@@ -244,8 +244,9 @@ def run(args: argparse.Namespace) -> int:
         f"{len(photos.heldout_labels)}, on {device.type}",
         file=sys.stderr,
     )
+    torch.manual_seed(args.seed)  # the new head's initial weights and drop-path's draws: a rerun is the same run
     model = with_new_head(model, photos.class_names)
-    history = fine_tune(model, photos, args.epochs, args.batch_size, args.train)
+    history = fine_tune(model, photos, args.epochs, args.batch_size, args.train, args.seed)
     accuracy = history[-1]["heldout"]
     seconds = time.perf_counter() - started
     recipe = (
@@ -253,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
         f"AdamW wd {WEIGHT_DECAY}, 1 warm-up epoch + cosine, label smoothing {LABEL_SMOOTHING}, {VIEWS} views per photo "
         f"(random-resized crop, scale >= {MIN_SCALE}, rotation/shear/colour magnitude {MAGNITUDE}, {INPUT_SIZE} px) "
         f"through the frozen stages once, each epoch one of them, flipped at random, "
-        f"a fixed stratified {HOLDOUT:.0%} of each class held out"
+        f"a fixed stratified {HOLDOUT:.0%} of each class held out, seed {args.seed}"
     )
     save(
         model,
@@ -302,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=16, metavar="B")
     parser.add_argument("--train", choices=list(FROZEN_STAGES), default="last",
                         help="what learns: the new head only, or the last stage and the head (default)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="seeds the new head, the crops and the training draws (default 0)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     return parser
 

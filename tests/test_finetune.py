@@ -35,7 +35,8 @@ from poolformer.weights import create_model
 
 CLASSES = ("spots", "stripes")  # sorted: the order the outputs get
 PHOTOS_PER_CLASS = 8  # 6 trained on, 2 held out (a fifth, rounded)
-EPOCHS = 2
+EPOCHS = 3
+BATCH_SIZE = 4  # three steps an epoch: two epochs of one step each left the result to the head's initial draw
 WITHIN_S = 60
 HELD_OUT_ACCURACY = 0.9
 
@@ -87,7 +88,8 @@ def trained(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
     scratch = tmp_path_factory.mktemp("finetune")
     out = scratch / "shapes.safetensors"
     started = time.monotonic()
-    result = finetune(scratch, str(photos), "--out", str(out), "--epochs", str(EPOCHS), "--device", "cpu")
+    result = finetune(scratch, str(photos), "--out", str(out), "--epochs", str(EPOCHS),
+                      "--batch-size", str(BATCH_SIZE), "--device", "cpu")
     return out, result, time.monotonic() - started
 
 
@@ -115,10 +117,21 @@ def test_its_metadata_records_classes_base_recipe_and_accuracy(trained) -> None:
     metadata = metadata_of(out)
     assert json.loads(metadata["class_names"]) == list(CLASSES)
     assert metadata["base_model"] == "PoolFormer-S12 · Imagenette (bundled) (poolformer_s12_imagenette.safetensors)"
-    assert f"{EPOCHS} epochs, batch 16, learning: last" in metadata["recipe"]
+    assert f"{EPOCHS} epochs, batch {BATCH_SIZE}, learning: last" in metadata["recipe"]
     assert (metadata["heldout_images"], metadata["train_images"], metadata["variant"]) == ("4", "12", "s12")
     history = json.loads(metadata["history"])
     assert [row["epoch"] for row in history] == list(range(1, EPOCHS + 1)) and history[-1]["heldout"] == float(metadata["heldout_top1"])
+
+
+def test_a_rerun_with_the_same_seed_is_the_same_run(trained, photos: Path, tmp_path: Path) -> None:
+    out, _, _ = trained
+    again = tmp_path / "again.safetensors"
+    result = finetune(tmp_path, str(photos), "--out", str(again), "--epochs", str(EPOCHS),
+                      "--batch-size", str(BATCH_SIZE), "--device", "cpu", "--seed", "0")
+    assert result.returncode == 0, result.stderr
+    assert "seed 0" in metadata_of(out)["recipe"]
+    first, second = create_model(weights=out).state_dict(), create_model(weights=again).state_dict()
+    assert all(torch.equal(first[key], second[key]) for key in first)
 
 
 def test_the_recorded_accuracy_is_that_of_the_saved_weights_on_the_held_out_photos(trained, photos: Path) -> None:

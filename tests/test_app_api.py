@@ -22,7 +22,7 @@ from PIL import Image
 from reference import fake_hub_snapshot, reference_model
 from test_metaformer import diagram_shapes
 
-from poolformer import grad_cam
+from poolformer import explorer, grad_cam
 from poolformer.explorer import ModelCache, ModelChoice, bundled_choice
 from poolformer.model import PoolFormer
 from poolformer.preprocess import load_image, preprocess
@@ -354,6 +354,21 @@ def test_explain_an_unknown_class_gives_one_line_error(client: Client) -> None:
     assert len(client.predict(handle_file(CAT), api_name="/predict")[0]["confidences"]) == 5  # still serving
 
 
+def test_a_kept_prediction_holds_only_the_numbers_it_shows() -> None:
+    """The Predict tab keeps each visitor's last prediction (gr.State, up to SESSIONS_KEPT of them): its arrays
+    must own their numbers, not view whole stage outputs (1.6 MB a visitor for S12's eight channels a stage)."""
+    prediction = explorer.predict(CAT, BUNDLED_MODEL)
+    arrays = [array for stage in prediction.stages for _, array in stage.top_channels]
+    arrays += [array for stage in prediction.stages for array in (stage.energy, stage.mixer_change)]
+    held = sum(array.nbytes if array.base is None else memory_behind(array) for array in arrays)
+    assert held == sum(array.nbytes for array in arrays) < 200_000
+
+
+def memory_behind(array: np.ndarray) -> int:
+    base = array.base
+    return base.untyped_storage().nbytes() if isinstance(base, torch.Tensor) else base.nbytes
+
+
 def test_model_cache_keeps_the_most_recently_used_models(checkpoint_dir: Path) -> None:
     pooling = bundled_choice(checkpoint_dir / "poolformer_s12_imagenette.safetensors")
     identity = bundled_choice(checkpoint_dir / "identityformer_s12_imagenette.safetensors")
@@ -365,8 +380,8 @@ def test_model_cache_keeps_the_most_recently_used_models(checkpoint_dir: Path) -
 
 
 def test_a_sweep_borrows_models_without_evicting_the_ones_in_use(checkpoint_dir: Path) -> None:
-    """/compare and the zoo go through more models than the cache holds: the cached ones serve, the rest fill free
-    room or else load for the pass and are not kept, one such load at a time in the process."""
+    """/compare and the zoo go through more models than the cache holds: the cached ones serve, the rest load for
+    the pass and are not kept, even where the cache has room, one such load at a time in the process."""
     pooling = bundled_choice(checkpoint_dir / "poolformer_s12_imagenette.safetensors")
     identity = bundled_choice(checkpoint_dir / "identityformer_s12_imagenette.safetensors")
     cache = ModelCache(capacity=1)
@@ -388,8 +403,9 @@ def test_a_sweep_borrows_models_without_evicting_the_ones_in_use(checkpoint_dir:
     assert second_sweep and second_sweep[0] is not borrowed  # then loads a model of its own
     roomy = ModelCache(capacity=2)
     roomy.get(pooling)
-    with roomy.borrowed(identity) as kept:
-        assert kept is roomy.peek(identity.value) is not None  # free room: kept, as `get` would
+    with roomy.borrowed(identity) as passing:
+        assert passing.token_mixers == ("identity",) * 4
+    assert roomy.peek(identity.value) is None  # free room is kept for the models visitors pick
 
 
 def enter_and_leave(cache: ModelCache, choice: ModelChoice) -> PoolFormer:

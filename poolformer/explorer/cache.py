@@ -58,21 +58,18 @@ class ModelCache:
 
     @contextmanager
     def borrowed(self, choice: ModelChoice, report: LoadReporter | None = None) -> Iterator[PoolFormer]:
-        """A model for one pass of a sweep over many (/compare, the zoo): cached as `get` would if it is or if the
-        cache has room, else a load of its own that is dropped after the pass. A sweep over more models than the
-        cache holds would otherwise evict every model visitors are using (and their CPU sessions) and keep none.
+        """A model for one pass of a sweep over many (/compare, the zoo): the cached one if it is cached, else a
+        load of its own that is dropped after the pass. A sweep over more models than the cache holds would
+        otherwise evict every model visitors are using (and their CPU sessions) and keep none; kept in free room,
+        whichever model a sweep met first held it with its session (90-180 MB) though nobody had picked it.
         Such loads take turns in the whole process: two sweeps at once each held one (up to 130 MB apiece)."""
-        if self.peek(choice.value) is not None or self._has_room():
+        if self.peek(choice.value) is not None:
             yield self.get(choice, report)
             return
         if choice.repo is not None:
             DOWNLOADS.fetch(choice.repo, report, rules=choice.rules)  # a slow download holds no turn
         with self._uncached_turn:
             yield self._create(choice, report)
-
-    def _has_room(self) -> bool:
-        with self._lock:
-            return len(self._models) < self.capacity
 
     @staticmethod
     def _create(choice: ModelChoice, report: LoadReporter | None) -> PoolFormer:

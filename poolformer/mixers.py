@@ -72,8 +72,10 @@ class RandomMixing(nn.Module):
         self.grid = grid
         tokens = grid[0] * grid[1]
         generator = torch.Generator(device="cpu").manual_seed(seed)
-        draws = torch.rand(tokens, tokens, generator=generator, device="cpu")
-        self.register_buffer("matrix", torch.softmax(draws, dim=-1), persistent=False)
+        matrix = torch.rand(tokens, tokens, generator=generator, device="cpu")
+        for rows in matrix.split(256):  # in place, a block of rows at a time: no second 39 MB matrix for stage 1
+            rows.copy_(torch.softmax(rows, dim=-1))
+        self.register_buffer("matrix", matrix, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, channels, height, width = x.shape

@@ -52,7 +52,7 @@ def test_attention_mixer_is_multi_head_softmax_attention_over_all_tokens(shape: 
     torch.testing.assert_close(mixer(x), expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("grid", [(7, 7), (5, 9)])
+@pytest.mark.parametrize("grid", [(7, 7), (5, 9), (56, 56)])
 def test_random_mixer_is_a_fixed_row_stochastic_matrix_over_tokens(grid: tuple[int, int]) -> None:
     mixer = RandomMixing(grid, seed=3)
     tokens = grid[0] * grid[1]
@@ -61,6 +61,9 @@ def test_random_mixer_is_a_fixed_row_stochastic_matrix_over_tokens(grid: tuple[i
     torch.testing.assert_close(matrix.sum(dim=1), torch.ones(tokens))
     # softmax of uniform [0, 1) draws: every weight within a factor e of every other in its row
     assert (matrix.max(dim=1).values / matrix.min(dim=1).values).max() < math.e
+    # exactly the matrix the shipped RandomFormer was trained with (drawn whole, softmax whole), though built in place
+    draws = torch.rand(tokens, tokens, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(matrix, torch.softmax(draws, dim=-1))
     x = torch.randn(2, 16, *grid)
     expected = torch.einsum("mn,bcn->bcm", matrix, x.flatten(2)).reshape(x.shape)
     torch.testing.assert_close(mixer(x), expected, rtol=1e-5, atol=1e-6)

@@ -303,7 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=16, metavar="B")
     parser.add_argument("--train", choices=list(FROZEN_STAGES), default="last",
                         help="what learns: the new head only, or the last stage and the head (default)")
-    parser.add_argument("--seed", type=int, default=0, metavar="S", help="seeds the new head, the crops and the training draws (default 0)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S",
+                        help="seeds the new head, the crops and the training draws (default 0)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     return parser
 

@@ -25,8 +25,10 @@ import time
 import warnings
 import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -127,7 +129,11 @@ class CpuPasses:
     `__call__` returns the nine outputs for inputs it can serve exactly, and None for the rest (and while
     nothing is built), so the caller runs eagerly. ONNX Runtime's `run` may be called from several threads at
     once; each run uses `threads` intra-op threads (default: torch's setting when the build starts), without
-    spin-waiting, so that a busy neighbour costs little.
+    spin-waiting, so that a busy neighbour costs little. With two or more threads a batch is cut into one part per
+    thread, run side by side on a second, one-thread session: ONNX Runtime gains only 1.5x from a second thread
+    within a run (S12 batch 8: 264 ms, against 214 ms split; README, Speed). It costs a second copy of the weights,
+    so only a direct `build` (the CLI, evaluation, benchmarks) makes it; the app's background builds do not, as it
+    runs one picture, or lanes of them, per thread.
     """
 
     def __init__(self, model: nn.Module, name: str = "model") -> None:
@@ -136,6 +142,9 @@ class CpuPasses:
         self.calls = 0  # calls served by the session (tests check that the views go through it)
         self._model: nn.Module | None = model  # the eager model to export; dropped once built
         self._session = None
+        self._batch_session = None  # two or more threads: the one-thread session a batch's parts share
+        self._batch_workers: ThreadPoolExecutor | None = None
+        self._batch_parts = 1  # one per thread
 
     def accepts(self, x: torch.Tensor) -> bool:
         """The exported shape, fp32 on the CPU, and no gradient wanted (the session has none)."""
@@ -146,12 +155,20 @@ class CpuPasses:
         session = self._session
         if session is None or not self.accepts(x):
             return None
-        outputs = [torch.from_numpy(array) for array in session.run(None, {"pixels": x.contiguous().numpy()})]
+        pixels = x.contiguous().numpy()
+        if self._batch_workers is None or len(pixels) == 1:
+            arrays = session.run(None, {"pixels": pixels})
+        else:
+            parts = np.array_split(pixels, min(len(pixels), self._batch_parts))
+            runs = self._batch_workers.map(lambda part: self._batch_session.run(None, {"pixels": part}), parts)
+            arrays = [np.concatenate(outputs) for outputs in zip(*runs)]
+        outputs = [torch.from_numpy(array) for array in arrays]
         self.calls += 1
         return outputs[0], outputs[1:5], outputs[5:9]
 
-    def build(self, threads: int | None = None) -> bool:
-        """Export, start a session and check it against eager now; True if it serves. Seconds for S12."""
+    def build(self, threads: int | None = None, split_batches: bool = True) -> bool:
+        """Export, start a session (and with `split_batches` the one-thread one for batches, when threads > 1) and
+        check them against eager now; True if it serves. Seconds for S12."""
         with BUILDING:
             if self.state in ("ready", "failed", "off"):
                 return self.state == "ready"
@@ -160,10 +177,14 @@ class CpuPasses:
                 return False
             self.state = "building"
             started = time.perf_counter()
+            threads = threads or torch.get_num_threads()
             try:
-                self._session = self._checked_session(threads or torch.get_num_threads())
+                self._session, self._batch_session = self._checked_sessions(threads, split_batches)
             except Exception as error:  # noqa: BLE001 - any failure only means this model stays eager
                 log.warning("ONNX Runtime passes for %s failed, serving it eagerly: %s", self.name, error)
+            if self._batch_session is not None:
+                self._batch_workers = ThreadPoolExecutor(threads, f"onnx {self.name}")
+                self._batch_parts = threads
             self.state = "ready" if self._session is not None else "failed"
             self._model = None
             if self._session is not None:
@@ -188,34 +209,39 @@ class CpuPasses:
                 lower_this_threads_priority()
             with BUILDING:
                 passes = waiting()
-                if passes is not None and passes.build(threads) and ready is not None:
+                if passes is not None and passes.build(threads, split_batches=False) and ready is not None:
                     ready()
 
         thread = threading.Thread(target=work, name=f"onnx {self.name}", daemon=True)
         thread.start()
         return thread
 
-    def _checked_session(self, threads: int):  # noqa: ANN202 - an onnxruntime.InferenceSession or None
+    def _checked_sessions(self, threads: int, split_batches: bool):  # noqa: ANN202 - (session or None, one-thread batch session or None)
         onnxruntime = onnxruntime_module()
         if onnxruntime is None or self._model is None:
-            return None
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # ONNX Runtime's CPU arena keeps the largest run's intermediates for the session's life: one batch of 8
-        # left S12's session 187 MB bigger for good. Without it a run's buffers go back, at no cost in speed here.
-        options.enable_cpu_mem_arena = False
+            return None, None
+
+        def session(graph: Path, threads: int):  # noqa: ANN202 - an onnxruntime.InferenceSession
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            # ONNX Runtime's CPU arena keeps the largest run's intermediates for the session's life: one batch of 8
+            # left S12's session 187 MB bigger for good. Without it a run's buffers go back, at no cost in speed.
+            options.enable_cpu_mem_arena = False
+            return onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+
         # Through a file: a session made from bytes keeps them for its whole life (S12: 46 MB more per session).
         with tempfile.TemporaryDirectory(prefix="poolformer-onnx-") as folder:
             graph = Path(folder) / "model.onnx"
             export_onnx(self._model, graph)
-            session = onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+            sessions = (session(graph, threads), session(graph, 1) if split_batches and threads > 1 else None)
         probe = torch.randn(1, 3, INPUT_SIZE, INPUT_SIZE, generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
             eager = self._model.forward_with_mixer_views(probe)
-        outputs = [torch.from_numpy(array) for array in session.run(None, {"pixels": probe.numpy()})]
-        difference = largest_relative_difference((outputs[0], outputs[1:5], outputs[5:9]), eager)
-        if not difference <= TOLERANCE:
-            raise ValueError(f"its outputs differ from eager by {difference:.1e} of their scale (> {TOLERANCE})")
-        return session
+        for served in filter(None, sessions):
+            outputs = [torch.from_numpy(array) for array in served.run(None, {"pixels": probe.numpy()})]
+            difference = largest_relative_difference((outputs[0], outputs[1:5], outputs[5:9]), eager)
+            if not difference <= TOLERANCE:
+                raise ValueError(f"its outputs differ from eager by {difference:.1e} of their scale (> {TOLERANCE})")
+        return sessions

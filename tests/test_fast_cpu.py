@@ -91,8 +91,14 @@ def s12_served(s12: PoolFormer) -> CpuServedPoolFormer:
     return served_twin(s12)
 
 
-def test_batches_of_any_size_are_served(s12: PoolFormer, s12_served: CpuServedPoolFormer) -> None:
-    assert_served_exactly(s12, s12_served, torch.randn(5, 3, 224, 224, generator=torch.Generator().manual_seed(2)))
+@pytest.mark.parametrize("threads", [1, 2])
+def test_batches_of_any_size_are_served(s12: PoolFormer, threads: int) -> None:
+    """With two threads a batch is cut in parts run side by side on a one-thread session; with one it is not."""
+    twin = s12.for_inference()
+    assert twin.cpu_passes.build(threads)
+    assert (twin.cpu_passes._batch_session is not None) == (threads > 1)
+    for batch in (2, 5):
+        assert_served_exactly(s12, twin, torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(2)))
 
 
 def test_other_inputs_and_gradients_run_eagerly(s12: PoolFormer, s12_served: CpuServedPoolFormer) -> None:

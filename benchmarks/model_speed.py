@@ -13,6 +13,10 @@ CPU (fp32, batch 1 and 8, 1 and 2 torch threads, each quiet and contended): the 
 PoolFormerForImageClassification, timed in alternation so a noisy neighbour hits all alike. "Contended" times
 them again with a CPU-bound process pinned to core 0 (a shared Space's neighbour). Each row notes the 1-minute
 load average. Targets (issue 18): the fast path <= 0.6x transformers' time quiet, <= 0.7x contended.
+Beside them, timed in the same alternation, a large fp32 matrix product (torch's GEMM): the "at torch's matmul
+rate" row is the model's multiply-accumulates done at that product's rate with pooling, norms and activations
+free, how near the cores' fp32 peak a path runs (ONNX Runtime's convolutions can beat it by about a tenth).
+Quiet rows only: with a neighbour the product's own threads wait on the busy core.
 CUDA: batch 1 fp32 eager, and compiled + CUDA graph (the app's path; poolformer/compiled.py) with its max |Δ|
 from eager; batch 256 bf16: ours compiled with bf16 weights against transformers eager under bf16 autocast
 (and ours eager under autocast). Target: >= 2.2x transformers' throughput.
@@ -41,6 +45,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from reference import in_layout, reference_model, save_tensors
 
 from poolformer.compiled import compile_model, exact_fp32
+from poolformer.complexity import macs
 from poolformer.model import VARIANTS, PoolFormer
 from poolformer.weights import create_model, resolve_device
 
@@ -48,6 +53,7 @@ CPU_VARIANTS = ("s12", "m36")
 CPU_BATCHES = (1, 8)
 CPU_THREADS = (1, 2)
 GPU_BATCH = 256
+MATMUL_SHAPE = (2048, 1024, 1024)  # (M, K, N): 4.3 GFLOP, large enough for torch's GEMM to run at its best rate
 
 
 @dataclass(frozen=True)
@@ -155,8 +161,17 @@ def cpu_rows(
     return rows
 
 
+def matmul_call() -> tuple[Callable[[], object], int]:
+    """A large fp32 matrix product and its floating-point operations: the rate these cores compute at."""
+    rows, inner, columns = MATMUL_SHAPE
+    a, b = torch.randn(rows, inner), torch.randn(inner, columns)
+    return lambda: torch.mm(a, b), 2 * rows * inner * columns
+
+
 def cpu_variant_rows(variant: str, batches: Sequence[int], threads: int, runs: int) -> Iterator[Row]:
     plain, reference = same_weights(variant, torch.device("cpu"))
+    image_flops = 2 * macs(plain)
+    matmul, matmul_flops = matmul_call()
     eager = plain.for_inference()  # its session never built: the folded twin, eager
     fast = plain.for_inference()
     started = time.perf_counter()
@@ -166,8 +181,8 @@ def cpu_variant_rows(variant: str, batches: Sequence[int], threads: int, runs: i
         x = torch.randn(batch, 3, 224, 224)
         for contended in (False, True):
             with busy_neighbour() if contended else nullcontext(), torch.inference_mode():
-                served, theirs, ours_eager, unfolded = paired_medians(
-                    [lambda: fast(x), lambda: reference(x), lambda: eager(x), lambda: plain(x)],
+                served, theirs, ours_eager, unfolded, matmul_ms = paired_medians(
+                    [lambda: fast(x), lambda: reference(x), lambda: eager(x), lambda: plain(x), matmul],
                     max(5, runs // batch),
                     torch.device("cpu"),
                 )
@@ -177,6 +192,11 @@ def cpu_variant_rows(variant: str, batches: Sequence[int], threads: int, runs: i
             yield Row(variant, batch, "fp32", "ONNX Runtime (fast path)", served, theirs, note, **setting)
             yield Row(variant, batch, "fp32", "eager, inference twin", ours_eager, theirs, load, **setting)
             yield Row(variant, batch, "fp32", "eager, plain model", unfolded, theirs, load, **setting)
+            if not contended:  # with a neighbour the product's own threads straggle: no reference any more
+                rate = matmul_flops / matmul_ms  # floating-point operations per millisecond
+                rate_note = f"{image_flops * batch / 1e9:.1f} GFLOP at {rate / 1e6:.0f} GFLOP/s"
+                at_rate = image_flops * batch / rate
+                yield Row(variant, batch, "fp32", "at torch's matmul rate", at_rate, theirs, rate_note, **setting)
 
 
 def max_difference(a: object, b: object) -> float:

@@ -56,7 +56,16 @@ def rss_mb(pid: int) -> float:
 
 
 def folder_mb(folder: Path) -> float:
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) / 1e6 if folder.exists() else 0.0
+    """Megabytes of the files under `folder`; what the temp sweep deletes while they are counted counts nothing
+    (os.walk skips folders that vanish)."""
+    total = 0
+    for parent, _, names in os.walk(folder):
+        for name in names:
+            try:
+                total += os.stat(os.path.join(parent, name)).st_size
+            except FileNotFoundError:
+                pass
+    return total / 1e6
 
 
 def server_temp_dir(pid: int) -> Path:

@@ -38,8 +38,8 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]  # the app launcher and the Chro
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from conftest import BUNDLED_DIR, BUNDLED_MODEL, app_server  # noqa: E402
-from gradio_client import Client, handle_file  # noqa: E402
+from conftest import BUNDLED_DIR, BUNDLED_MODEL, app_server, local_client  # noqa: E402
+from gradio_client import handle_file  # noqa: E402
 from timing import interleaved_ms, p95  # noqa: E402
 
 PHOTO = REPO / "assets" / "examples" / "cat.jpg"
@@ -139,7 +139,7 @@ def wait_for_sessions(log: Path, count: int, timeout_s: float = 300) -> list[str
 
 
 def endpoint_call(url: str, endpoint: str) -> Callable[[], object]:
-    client = Client(url, verbose=False, download_files=False)
+    client = local_client(url)
     arguments = () if endpoint in PHOTO_ONLY else (BUNDLED_MODEL,)
     return lambda: client.predict(handle_file(PHOTO), *arguments, api_name=endpoint)
 

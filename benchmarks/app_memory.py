@@ -23,8 +23,8 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from app_latency import PHOTO, folder, say, verdict, wait_for_sessions  # noqa: E402
-from conftest import BUNDLED_DIR, app_server  # noqa: E402
-from gradio_client import Client, handle_file  # noqa: E402
+from conftest import BUNDLED_DIR, app_server, local_client  # noqa: E402
+from gradio_client import handle_file  # noqa: E402
 
 from poolformer.model import VARIANTS  # noqa: E402
 
@@ -55,7 +55,7 @@ def memory_section(scratch: Path, hub_cache: Path) -> None:
     cache = five_variant_hub_cache(hub_cache)
     capacity = os.environ.get("POOLFORMER_MODEL_CACHE_SIZE", "3 (default)")
     with app_server(BUNDLED_DIR, folder(scratch, "memory"), hf_cache=cache) as (url, server):
-        client = Client(url, verbose=False, download_files=False)
+        client = local_client(url)
         time.sleep(WARM_UP_SETTLE_S)
         before = peak_rss_gb(server.pid)
         started = time.perf_counter()

@@ -35,8 +35,8 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from app_calls import CALLS, EVIDENCE, EXPLAIN, Call  # noqa: E402
-from conftest import BUNDLED_DIR, app_server  # noqa: E402
-from gradio_client import Client, handle_file  # noqa: E402
+from conftest import BUNDLED_DIR, app_server, local_client  # noqa: E402
+from gradio_client import handle_file  # noqa: E402
 
 PHOTO = REPO / "assets" / "examples" / "cat.jpg"
 ALL_CALLS: list[Call] = [*CALLS, EXPLAIN, *EVIDENCE]
@@ -128,7 +128,7 @@ class Soak:
 
 def lone_answers(url: str) -> dict[str, object]:
     """What a lone visitor gets from every endpoint: the answers every soak call must equal."""
-    client = Client(url, verbose=False, download_files=False)
+    client = local_client(url)
     return {name: compare(client.predict(handle_file(PHOTO), *args, api_name=name)) for name, args, compare in ALL_CALLS}
 
 
@@ -140,10 +140,10 @@ def run_calls(
     shares = [schedule[index::clients] for index in range(clients)]
 
     def visitor(calls: list[Call]) -> None:
-        client = Client(url, verbose=False, download_files=False)
+        client = local_client(url)
         for number, (name, args, compare) in enumerate(calls, start=1):
             if new_visitor_every and number % new_visitor_every == 0:
-                client = Client(url, verbose=False, download_files=False)  # a new page: a new Gradio session
+                client = local_client(url)  # a new page: a new Gradio session
             began, error = time.perf_counter(), None
             try:
                 answer = compare(client.predict(handle_file(uploads.next()), *args, api_name=name))

@@ -115,13 +115,6 @@ def largest_relative_difference(served: MixerViews, eager: MixerViews) -> float:
     return max(float((a - b).abs().max() / b.abs().max().clamp_min(1e-30)) for a, b in pairs)
 
 
-def run_image_by_image(session, pixels: np.ndarray) -> list[np.ndarray]:  # noqa: ANN001 - an InferenceSession
-    """A session's outputs for a batch, run one image at a time: one image's maps stay in the caches where a batch's
-    spill out (S12, batch 8, one thread: 439 against 514 ms at once, transformers 688 ms; README, Speed)."""
-    runs = [session.run(None, {"pixels": pixels[index : index + 1]}) for index in range(len(pixels))]
-    return runs[0] if len(runs) == 1 else [np.concatenate(outputs) for outputs in zip(*runs)]
-
-
 def lower_this_threads_priority() -> None:
     """Nice the calling thread (Linux schedules threads one by one), so a build yields the cores to requests."""
     try:
@@ -136,11 +129,12 @@ class CpuPasses:
     `__call__` returns the nine outputs for inputs it can serve exactly, and None for the rest (and while
     nothing is built), so the caller runs eagerly. ONNX Runtime's `run` may be called from several threads at
     once; each run uses `threads` intra-op threads (default: torch's setting when the build starts), without
-    spin-waiting, so that a busy neighbour costs little, and a batch runs image by image. With two or more threads
-    a batch is cut into one part per thread, run side by side on a second, one-thread session: ONNX Runtime gains
-    only 1.5x from a second thread within a run (S12 batch 8: 264 ms, against 214 ms split; README, Speed). It
-    costs a second copy of the weights, so only a direct `build` (the CLI, evaluation, benchmarks) makes it; the
-    app's background builds do not, as it runs one picture, or lanes of them, per thread.
+    spin-waiting, so that a busy neighbour costs little. A batch runs image by image: one image's maps stay in the
+    caches where a batch's spill out (S12 batch 8, one thread: 439 against 514 ms at once; README, Speed). With two
+    or more threads its images are shared among that many workers, each running a second, one-thread session:
+    ONNX Runtime gains only 1.5x from a second thread within a run (S12 batch 8: 264 ms, against 214 ms split).
+    That costs a second copy of the weights, so only a direct `build` (the CLI, evaluation, benchmarks) makes it;
+    the app's background builds do not, as it runs one picture, or lanes of them, per thread.
     """
 
     def __init__(self, model: nn.Module, name: str = "model") -> None:
@@ -150,8 +144,7 @@ class CpuPasses:
         self._model: nn.Module | None = model  # the eager model to export; dropped once built
         self._session = None
         self._batch_session = None  # two or more threads: the one-thread session a batch's parts share
-        self._batch_workers: ThreadPoolExecutor | None = None
-        self._batch_parts = 1  # one per thread
+        self._batch_workers: ThreadPoolExecutor | None = None  # one per thread, each running the batch session
 
     def accepts(self, x: torch.Tensor) -> bool:
         """The exported shape, fp32 on the CPU, and no gradient wanted (the session has none)."""
@@ -163,12 +156,12 @@ class CpuPasses:
         if session is None or not self.accepts(x):
             return None
         pixels = x.contiguous().numpy()
-        if self._batch_workers is None or len(pixels) == 1:
-            arrays = run_image_by_image(session, pixels)
+        images = [pixels[index : index + 1] for index in range(len(pixels))]
+        if self._batch_workers is None or len(images) == 1:
+            runs = [session.run(None, {"pixels": image}) for image in images]
         else:
-            parts = np.array_split(pixels, min(len(pixels), self._batch_parts))
-            runs = self._batch_workers.map(lambda part: run_image_by_image(self._batch_session, part), parts)
-            arrays = [np.concatenate(outputs) for outputs in zip(*runs)]
+            runs = list(self._batch_workers.map(lambda image: self._batch_session.run(None, {"pixels": image}), images))
+        arrays = runs[0] if len(runs) == 1 else [np.concatenate(outputs) for outputs in zip(*runs)]
         outputs = [torch.from_numpy(array) for array in arrays]
         self.calls += 1
         return outputs[0], outputs[1:5], outputs[5:9]
@@ -191,7 +184,6 @@ class CpuPasses:
                 log.warning("ONNX Runtime passes for %s failed, serving it eagerly: %s", self.name, error)
             if self._batch_session is not None:
                 self._batch_workers = ThreadPoolExecutor(threads, f"onnx {self.name}")
-                self._batch_parts = threads
             self.state = "ready" if self._session is not None else "failed"
             self._model = None
             if self._session is not None:

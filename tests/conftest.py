@@ -34,7 +34,7 @@ SERVER_START_TIMEOUT_S = 60
 SERVER_PIDS: dict[str, int] = {}  # URL -> process id of its `python app.py`, for tests that watch its memory
 
 
-def local_client(url: str, download_files: str | bool = False) -> Client:
+def local_client(url: str, download_files: str | bool = False, httpx_kwargs: dict | None = None) -> Client:
     """A gradio_client for a server on this machine that leaves the cores to the server.
 
     With certificate checks on (its default), gradio_client loads the CA bundle into a new SSL context for each
@@ -42,7 +42,7 @@ def local_client(url: str, download_files: str | bool = False) -> Client:
     2 cores the server computes on (the app's /predict took 244-273 ms against 166-208, 2026-12-04). Our servers
     speak plain HTTP, so the checks have nothing to check; a visitor's browser runs on another machine.
     """
-    return Client(url, verbose=False, download_files=download_files, ssl_verify=False)
+    return Client(url, verbose=False, download_files=download_files, ssl_verify=False, httpx_kwargs=httpx_kwargs)
 
 
 def bundled_zoo() -> dict[str, Path]:

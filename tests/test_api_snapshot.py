@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gradio_client import Client
+from conftest import local_client
 
 from ui.sidebar import picker_choices
 
@@ -42,7 +42,7 @@ def without_labels(outputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_api_only_grows(app_url: str) -> None:
-    api = Client(app_url, verbose=False, download_files=False).view_api(return_format="dict", print_info=False)
+    api = local_client(app_url).view_api(return_format="dict", print_info=False)
     snapshot = json.loads(SNAPSHOT.read_text())
     old_choices = snapshot["named_endpoints"]["/predict"]["parameters"][1]["type"]["enum"]
     live_choices = [value for _, value in picker_choices()]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import BUNDLED_DIR, BUNDLED_MODEL, REPO, running_app
+from conftest import BUNDLED_DIR, BUNDLED_MODEL, REPO, local_client, running_app
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -426,7 +426,7 @@ def test_cached_official_s12_becomes_the_default_and_serves_every_endpoint(tmp_p
     expected = [(reference.config.id2label[index], value) for value, index in zip(values.tolist(), indices.tolist())]
 
     with running_app(BUNDLED_DIR, tmp_path, hf_cache=tmp_path / "hf-cache") as url:
-        client = Client(url, verbose=False, download_files=str(tmp_path / "downloads"))
+        client = local_client(url, download_files=str(tmp_path / "downloads"))
         predicted = client.predict(handle_file(CAT), api_name="/predict")  # the default model
         assert_top5(predicted[0], expected)
         assert "sail/poolformer_s12 (local HF cache)" in predicted[-1]

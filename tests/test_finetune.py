@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import BUNDLED_DIR, REPO, running_app
-from gradio_client import Client, handle_file
+from conftest import BUNDLED_DIR, REPO, local_client, running_app
+from gradio_client import handle_file
 from PIL import Image, ImageDraw
 from reference import key_rows, reference_config
 from safetensors import safe_open
@@ -172,7 +172,7 @@ def test_its_output_opens_in_the_app_exact_to_transformers(trained, photos: Path
     out, _, _ = trained
     twin = transformers_twin(out, list(CLASSES))
     processor = PoolFormerImageProcessorPil(crop_pct=0.9, do_convert_rgb=True)
-    client = Client(app_url, verbose=False, download_files=False)
+    client = local_client(app_url)
     for photo in (photos / "spots" / "03.png", photos / "stripes" / "04.jpg"):
         label, *_, status = client.predict(handle_file(photo), str(out), api_name="/predict")
         with torch.inference_mode():

@@ -23,7 +23,7 @@ import httpx  # gradio's own HTTP client
 import pytest
 import torch
 import yaml
-from conftest import BUNDLED_DIR, BUNDLED_MODEL, REPO, free_port, running_app
+from conftest import BUNDLED_DIR, BUNDLED_MODEL, REPO, free_port, local_client, running_app
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from hub_server import StandInHub
@@ -139,7 +139,7 @@ def online_app(hub: StandInHub, tmp_path_factory: pytest.TempPathFactory) -> Ite
 @pytest.fixture(scope="module")
 def client(online_app: OnlineApp) -> Client:
     """Output pictures are not fetched: these tests read labels and text, and the sweep may remove pictures."""
-    return Client(online_app.url, verbose=False, download_files=False)
+    return local_client(online_app.url)
 
 
 def top5_of(label: dict) -> list[tuple[str, float]]:
@@ -281,7 +281,7 @@ def test_silent_hub_gives_a_clear_error_in_time_while_other_visitors_are_served(
     online_app: OnlineApp, hub: StandInHub
 ) -> None:
     hub.set_mode("silent")
-    waiting, other = (Client(online_app.url, verbose=False, download_files=False) for _ in range(2))
+    waiting, other = (local_client(online_app.url) for _ in range(2))
     started = time.monotonic()
     job = waiting.submit(handle_file(CAT), "m48", api_name="/predict")
     served = other.predict(handle_file(CAT), BUNDLED_MODEL, api_name="/predict")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import BUNDLED_DIR, REPO, free_port, running_app
+from conftest import BUNDLED_DIR, REPO, free_port, local_client, running_app
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from hub_server import StandInHub
@@ -140,7 +140,7 @@ def app(hub: StandInHub, world: World, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture(scope="module")
 def client(app: App, tmp_path_factory: pytest.TempPathFactory) -> Client:
-    return Client(app.url, verbose=False, download_files=str(tmp_path_factory.mktemp("own-models-downloads")))
+    return local_client(app.url, download_files=str(tmp_path_factory.mktemp("own-models-downloads")))
 
 
 def confidences(label: dict) -> list[tuple[str, float]]:

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BUNDLED_DIR, REPO, SERVER_PIDS
+from conftest import BUNDLED_DIR, REPO, SERVER_PIDS, local_client
 from extreme_images import CORPUS, noise, write_corpus
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 from transformers.models.poolformer.image_processing_pil_poolformer import PoolFormerImageProcessorPil
@@ -177,7 +177,7 @@ def test_cli_answers_or_refuses_every_extreme_file_in_one_line(corpus_files: dic
 
 def test_app_answers_or_refuses_every_extreme_file_in_one_line(app_url: str, corpus_files: dict[str, Path]) -> None:
     """/predict on the shared server: each file within the ceilings of time and of server memory."""
-    client = Client(app_url, verbose=False, download_files=False)
+    client = local_client(app_url)
     server = SERVER_PIDS[app_url]
     client.predict(handle_file(REPO / "assets" / "examples" / "cat.jpg"), api_name="/predict")  # warm
     for extreme in CORPUS:

@@ -20,7 +20,7 @@ from typing import Any
 import httpx  # gradio's own HTTP client
 import pytest
 from app_calls import CALLS, comparable_predict
-from conftest import BUNDLED_DIR, BUNDLED_MODEL, REPO, SERVER_PIDS, running_app
+from conftest import BUNDLED_DIR, BUNDLED_MODEL, REPO, SERVER_PIDS, local_client, running_app
 from gradio.state_holder import SessionState
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
@@ -39,7 +39,7 @@ BUSY = "Queue is full"  # what gradio_client reports when the server's queue ref
 
 @pytest.fixture(scope="module")
 def client(app_url: str) -> Client:
-    return Client(app_url, verbose=False, download_files=False)
+    return local_client(app_url)
 
 
 def one_line(error: pytest.ExceptionInfo) -> str:
@@ -197,7 +197,7 @@ def test_48_simultaneous_visitors_are_answered_correctly_or_told_to_try_again(ap
     rss_before = resident_mb(pid, "VmRSS")
 
     # Setting up 48 clients is not what is under test: give each a patient connection on a busy machine.
-    visitors = [Client(app_url, verbose=False, download_files=False, httpx_kwargs={"timeout": 60}) for _ in range(CLIENTS)]
+    visitors = [local_client(app_url, httpx_kwargs={"timeout": 60}) for _ in range(CLIENTS)]
     start = threading.Barrier(CLIENTS)
     outcomes: list[tuple[str, Any, float]] = [("", None, 0.0)] * CLIENTS
 

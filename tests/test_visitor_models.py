@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import BUNDLED_DIR, REPO, running_app
+from conftest import BUNDLED_DIR, REPO, local_client, running_app
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from hub_server import StandInHub
@@ -94,7 +94,7 @@ def app_url(hub: StandInHub, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture(scope="module")
 def client(app_url: str) -> Client:
-    return Client(app_url, verbose=False, download_files=False)
+    return local_client(app_url)
 
 
 def test_the_default_cap_fits_every_poolformer_and_visitors_get_safetensors_only() -> None:
@@ -135,7 +135,7 @@ def test_refused_before_anything_large_is_downloaded(
 
 def test_one_download_for_visitors_at_a_time(app_url: str, hub: StandInHub, models) -> None:
     served, _ = models
-    first, second = (Client(app_url, verbose=False, download_files=False) for _ in range(2))
+    first, second = (local_client(app_url) for _ in range(2))
     hub.set_mode("held")  # the first repo's weights stop halfway until released
     job = first.submit(handle_file(CAT), SECOND, api_name="/predict")
     deadline = time.monotonic() + 30

@@ -244,7 +244,8 @@ def test_figures_download_and_go_full_screen(page: Page) -> None:
     assert download.value.suggested_filename.endswith(".jpeg") or download.value.suggested_filename.endswith(".jpg")
     stage.get_by_role("button", name="Fullscreen").click()  # Gradio's own: the picture covers the window
     expect(stage.get_by_role("button", name="Exit fullscreen mode")).to_be_visible()
-    assert stage.locator("img").bounding_box()["width"] == page.viewport_size["width"]
+    # Within a pixel: Chromium lays the picture out in fractions of one (CI once saw 1399.98 of 1400).
+    assert stage.locator("img").bounding_box()["width"] == pytest.approx(page.viewport_size["width"], abs=1)
     stage.get_by_role("button", name="Exit fullscreen mode").click()
 
     page.locator("#tabs").get_by_role("tab", name="MetaFormer", exact=True).click()

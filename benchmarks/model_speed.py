@@ -10,13 +10,15 @@ imports it.
 CPU (fp32, batch 1 and 8, 1 and 2 torch threads, each quiet and contended): the fast path
 (`PoolFormer.for_inference()` with its ONNX Runtime session built: poolformer/fast_cpu.py, what the app and
 `eval` run), the same twin eager (its session not built), our plain trainable model, and transformers'
-PoolFormerForImageClassification, timed in alternation so a noisy neighbour hits all alike. "Contended" times
+PoolFormerForImageClassification, timed in alternation so a noisy neighbour hits all alike, each call right after
+an untimed call of itself (so no engine's threads linger into another's timing). "Contended" times
 them again with a CPU-bound process pinned to core 0 (a shared Space's neighbour). Each row notes the 1-minute
 load average. Targets (issue 18): the fast path <= 0.6x transformers' time quiet, <= 0.7x contended.
-Beside them, timed in the same alternation, a large fp32 matrix product (torch's GEMM): the "at torch's matmul
-rate" row is the model's multiply-accumulates done at that product's rate with pooling, norms and activations
-free, how near the cores' fp32 peak a path runs (ONNX Runtime's convolutions can beat it by about a tenth).
-Quiet rows only: with a neighbour the product's own threads wait on the busy core.
+Beside them, timed in the same alternation, a large fp32 matrix product through torch's GEMM and through ONNX
+Runtime's: the "at the best matmul rate" row is the model's multiply-accumulates done at the faster product's
+rate with pooling, norms and activations free, how near the cores' fp32 peak a path runs. Both engines, since
+neither is always the faster: on AMD's Zen 5 cores torch's GEMM (MKL) reached 107 GFLOP/s on one thread where
+ONNX Runtime's reached 233. Quiet rows only: with a neighbour the product's own threads wait on the busy core.
 CUDA: batch 1 fp32 eager, and compiled + CUDA graph (the app's path; poolformer/compiled.py) with its max |Δ|
 from eager; batch 256 bf16: ours compiled with bf16 weights against transformers eager under bf16 autocast
 (and ours eager under autocast). Target: >= 2.2x transformers' throughput.
@@ -46,6 +48,7 @@ from reference import in_layout, reference_model, save_tensors
 
 from poolformer.compiled import compile_model, exact_fp32
 from poolformer.complexity import macs
+from poolformer.fast_cpu import OPSET, onnxruntime_module
 from poolformer.model import VARIANTS, PoolFormer
 from poolformer.weights import create_model, resolve_device
 
@@ -90,8 +93,15 @@ class Row:
         )
 
 
-def paired_medians(calls: Sequence[Callable[[], object]], runs: int, device: torch.device) -> list[float]:
-    """Median milliseconds of each call, timed in alternation so drift on a noisy machine hits all alike."""
+def paired_medians(
+    calls: Sequence[Callable[[], object]], runs: int, device: torch.device, after_itself: bool = False
+) -> list[float]:
+    """Median milliseconds of each call, timed in alternation so drift on a noisy machine hits all alike.
+
+    `after_itself` runs each call once untimed just before it is timed, so that no call starts while another
+    engine's threads still hold a core: torch's OpenMP threads spin for 5-10 ms after each parallel region, which
+    halved ONNX Runtime's two-thread matrix product (250 against 445 GFLOP/s 10 ms later; README, Speed).
+    """
 
     def timed(call: Callable[[], object]) -> float:
         start = time.perf_counter()
@@ -106,6 +116,8 @@ def paired_medians(calls: Sequence[Callable[[], object]], runs: int, device: tor
     samples: list[list[float]] = [[] for _ in calls]
     for _ in range(runs):
         for call, times in zip(calls, samples):
+            if after_itself:
+                call()
             times.append(timed(call))
     return [statistics.median(times) for times in samples]
 
@@ -161,17 +173,36 @@ def cpu_rows(
     return rows
 
 
-def matmul_call() -> tuple[Callable[[], object], int]:
-    """A large fp32 matrix product and its floating-point operations: the rate these cores compute at."""
+def matmul_calls(threads: int) -> tuple[dict[str, Callable[[], object]], int]:
+    """A large fp32 matrix product through each engine at hand, and its floating-point operations: the rate
+    these cores compute at."""
     rows, inner, columns = MATMUL_SHAPE
     a, b = torch.randn(rows, inner), torch.randn(inner, columns)
-    return lambda: torch.mm(a, b), 2 * rows * inner * columns
+    calls: dict[str, Callable[[], object]] = {"torch": lambda: torch.mm(a, b)}
+    onnxruntime = onnxruntime_module()
+    if onnxruntime is not None:
+        from onnx import TensorProto, helper, numpy_helper
+
+        graph = helper.make_graph(
+            [helper.make_node("MatMul", ["a", "b"], ["product"])], "matmul",
+            [helper.make_tensor_value_info("a", TensorProto.FLOAT, [rows, inner])],
+            [helper.make_tensor_value_info("product", TensorProto.FLOAT, [rows, columns])],
+            [numpy_helper.from_array(b.numpy(), "b")],
+        )  # fmt: skip
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the fast path runs
+        product = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=8)
+        session = onnxruntime.InferenceSession(product.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        a_array = a.numpy()
+        calls["ONNX Runtime"] = lambda: session.run(None, {"a": a_array})
+    return calls, 2 * rows * inner * columns
 
 
 def cpu_variant_rows(variant: str, batches: Sequence[int], threads: int, runs: int) -> Iterator[Row]:
     plain, reference = same_weights(variant, torch.device("cpu"))
     image_flops = 2 * macs(plain)
-    matmul, matmul_flops = matmul_call()
+    matmuls, matmul_flops = matmul_calls(threads)
     eager = plain.for_inference()  # its session never built: the folded twin, eager
     fast = plain.for_inference()
     started = time.perf_counter()
@@ -184,7 +215,8 @@ def cpu_variant_rows(variant: str, batches: Sequence[int], threads: int, runs: i
             calls = [lambda: fast(x), lambda: reference(x), lambda: eager(x), lambda: plain(x)]
             with busy_neighbour() if contended else nullcontext(), torch.inference_mode():
                 served, theirs, ours_eager, unfolded, *matmul_ms = paired_medians(
-                    calls if contended else [*calls, matmul], max(5, runs // batch), torch.device("cpu")
+                    calls if contended else [*calls, *matmuls.values()], max(5, runs // batch), torch.device("cpu"),
+                    after_itself=True,
                 )
                 load = load_note()
             setting = {"threads": threads, "contended": contended}
@@ -193,10 +225,12 @@ def cpu_variant_rows(variant: str, batches: Sequence[int], threads: int, runs: i
             yield Row(variant, batch, "fp32", "eager, inference twin", ours_eager, theirs, load, **setting)
             yield Row(variant, batch, "fp32", "eager, plain model", unfolded, theirs, load, **setting)
             if matmul_ms:
-                rate = matmul_flops / matmul_ms[0]  # floating-point operations per millisecond
+                rates = {engine: matmul_flops / ms for engine, ms in zip(matmuls, matmul_ms)}  # FLOP per ms
+                best = max(rates.values())
                 flops = image_flops * batch
-                rate_note = f"{flops / 1e9:.1f} GFLOP at {rate / 1e6:.0f} GFLOP/s"
-                yield Row(variant, batch, "fp32", "at torch's matmul rate", flops / rate, theirs, rate_note, **setting)
+                engines = ", ".join(f"{engine} {rate / 1e6:.0f}" for engine, rate in rates.items())
+                rate_note = f"{flops / 1e9:.1f} GFLOP at {engines} GFLOP/s"
+                yield Row(variant, batch, "fp32", "at the best matmul rate", flops / best, theirs, rate_note, **setting)
 
 
 def max_difference(a: object, b: object) -> float:
